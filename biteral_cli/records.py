@@ -19,6 +19,9 @@ FIELDS: tuple[str, ...] = (
 
 Stage = Literal["read", "validate", "api"]
 
+#: Columns the failure and warning reports add after the input's own; ignored when fed back in.
+REPORT_COLUMNS: tuple[str, ...] = ("_source", "_row", "_stage", "_field", "_error", "_extra")
+
 
 @dataclass(slots=True)
 class SourceRow:

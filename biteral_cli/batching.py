@@ -1,0 +1,66 @@
+"""Lazy grouping of prepared customers into API batches.
+
+A batch holds at most ``size`` customers and at most ``max_bytes`` of JSON (the array brackets and
+commas included), and never the same ``code`` twice: a repeated code starts a new batch, and the
+uploader keeps batches that share a code in input order, so the server ends in the state a
+top-to-bottom application of the file would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+
+#: The API takes at most this many customers per request.
+MAX_BATCH = 100
+#: Default byte cap per request body; the API documents none, so stay well under common proxy limits.
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+
+
+class Batchable(Protocol):
+    """Anything with a customer code and its serialized JSON body."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+B = TypeVar("B", bound=Batchable)
+
+
+def chunks(iterable: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Yield lists of up to ``size`` consecutive items, reading the iterable lazily."""
+    if size < 1:
+        raise ValueError("size must be at least 1")
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def batches(items: Iterable[B], *, size: int = MAX_BATCH, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[list[B]]:
+    """Yield batches of at most ``size`` items and ``max_bytes`` of JSON, with no code twice in one batch.
+
+    An item larger than ``max_bytes`` on its own still gets a batch of its own: the API, not this
+    function, decides whether it is too large.
+    """
+    if not 1 <= size <= MAX_BATCH:
+        raise ValueError(f"batch size must be between 1 and {MAX_BATCH}")
+    batch: list[B] = []
+    codes: set[str] = set()
+    used = 2  # the array's brackets
+    for item in items:
+        cost = len(item.body) + (1 if batch else 0)
+        if batch and (len(batch) >= size or used + cost > max_bytes or item.code in codes):
+            yield batch
+            batch, codes, used = [], set(), 2
+            cost = len(item.body)
+        batch.append(item)
+        codes.add(item.code)
+        used += cost
+    if batch:
+        yield batch

@@ -1,0 +1,612 @@
+"""The command line: parse options into one settings object per command and call one function.
+
+``biteral-import FILE...`` runs the ``import`` command (the default); ``map`` shows the column
+mapping; ``sandbox`` serves a local Biteral-like API. Every import option can also come from an
+environment variable ``BITERAL_<OPTION>`` or a ``biteral-import.toml``; the command line wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import BiteralImportError, ConfigError, UsageError
+from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors
+from .uploader import RateLimit, Secret
+
+CONFIG_NAME = "biteral-import.toml"
+COMMANDS = ("import", "map", "sandbox")
+
+
+def load_config(args: list[str]) -> dict[str, Any]:
+    """Read ``--config PATH`` (or ./biteral-import.toml) into click's default_map for the commands."""
+    path: Path | None = None
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            path = Path(args[i + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+    if path is None:
+        if not Path(CONFIG_NAME).is_file():
+            return {}
+        path = Path(CONFIG_NAME)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"--config {path}: no such file") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not a valid TOML file: {exc}") from exc
+    options = {key.replace("-", "_"): value for key, value in data.items()}
+    if {"api_key", "key"} & options.keys():
+        raise ConfigError(
+            f"{path}: the API key is never read from the config file; set BITERAL_API_KEY or use --api-key-file"
+        )
+    allowed = {p.name for p in typer.main.get_command(app).commands["import"].params}  # type: ignore[attr-defined]
+    unknown = sorted(options.keys() - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown option(s): {', '.join(unknown)}")
+    if "map" in options and isinstance(options["map"], dict):
+        options["map"] = [f"{k}={v}" for k, v in options["map"].items()]
+    map_params = {p.name for p in typer.main.get_command(app).commands["map"].params}  # type: ignore[attr-defined]
+    return {"import": options, "map": {k: v for k, v in options.items() if k in map_params}}
+
+
+class DefaultImportGroup(TyperGroup):
+    """A group whose first argument, when it is not a command name, is a file for ``import``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args.insert(0, "import")
+        try:
+            config = load_config(args)
+        except BiteralImportError as exc:
+            raise _ClickFailure(str(exc), exc.exit_code) from exc
+        if config:
+            ctx.default_map = {**(ctx.default_map or {}), **config}
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] FILE... | COMMAND [ARGS]...")
+
+
+class _ClickFailure(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"biteral-import: {self.message}", err=True)
+
+
+app = typer.Typer(
+    cls=DefaultImportGroup,
+    name="biteral-import",
+    help="Load customer exports (CSV, TSV, JSONL, JSON, Excel) into the Biteral customers API.\n\n"
+    "Run `biteral-import FILE...` to import; `biteral-import sandbox` serves a local test API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"biteral-import {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Load customer exports into the Biteral customers API."""
+
+
+def _env(name: str) -> str:
+    return "BITERAL_" + name.upper().replace("-", "_")
+
+
+def _fail(exc: BiteralImportError) -> typer.Exit:
+    Console(stderr=True).print(f"biteral-import: {exc}", style="red", highlight=False, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+def read_api_key(key_file: Path | None) -> Secret | None:
+    """The API key from ``--api-key-file`` (first line) or ``BITERAL_API_KEY``; None when neither is set."""
+    if key_file is not None:
+        try:
+            text = key_file.read_text(encoding="utf-8").strip().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"--api-key-file {key_file}: cannot read it ({exc.strerror})") from exc
+        if not text or not text[0].strip():
+            raise ConfigError(f"--api-key-file {key_file}: the file is empty")
+        return Secret(text[0].strip())
+    value = os.environ.get("BITERAL_API_KEY", "").strip()
+    return Secret(value) if value else None
+
+
+def _parse_map(values: list[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for value in values:
+        field, sep, column = value.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise UsageError(f"--map takes FIELD=COLUMN (for example code='Customer ID'), not {value!r}")
+        overrides[field.strip()] = column.strip()
+    return overrides
+
+
+def _split_list(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+# Option declarations shared by `import` and `map`.
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        envvar=_env("format"),
+        show_envvar=True,
+        help="Input format: csv, tsv, jsonl, json, xlsx, xls or ods (default: detected).",
+    ),
+]
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--delimiter",
+        envvar=_env("delimiter"),
+        show_envvar=True,
+        help="CSV delimiter: , ; | or tab (default: sniffed).",
+    ),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        envvar=_env("encoding"),
+        show_envvar=True,
+        help="Text encoding, e.g. utf-8, cp1252, latin-1 (default: detected).",
+    ),
+]
+SheetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sheet",
+        envvar=_env("sheet"),
+        show_envvar=True,
+        help="Excel sheet name or 0-based index (default: the first).",
+    ),
+]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map", metavar="FIELD=COLUMN", help="Take FIELD from COLUMN (repeatable); overrides the automatic mapping."
+    ),
+]
+MappingOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--mapping",
+        envvar=_env("mapping"),
+        show_envvar=True,
+        help="A mapping file (TOML: columns, value maps, defaults).",
+    ),
+]
+NoExtraOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-extra-metadata",
+        envvar=_env("no_extra_metadata"),
+        show_envvar=True,
+        help="Drop unmapped columns instead of sending them as metadata.",
+    ),
+]
+MetaColsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metadata-columns",
+        envvar=_env("metadata_columns"),
+        show_envvar=True,
+        metavar="A,B",
+        help="Send only these unmapped columns as metadata.",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help=f"Options file (default: ./{CONFIG_NAME} if present).")
+]
+
+
+@app.command("import")
+def import_command(
+    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Exports to import; - reads standard input.")],
+    format: FormatOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    sheet: SheetOpt = None,
+    map: MapOpt = None,
+    mapping: MappingOpt = None,
+    no_extra_metadata: NoExtraOpt = False,
+    metadata_columns: MetaColsOpt = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            envvar=_env("strict"),
+            show_envvar=True,
+            help="Reject rows with location or field warnings instead of sending them.",
+        ),
+    ] = False,
+    empty_as_null: Annotated[
+        bool,
+        typer.Option(
+            "--empty-as-null",
+            envvar=_env("empty_as_null"),
+            show_envvar=True,
+            help="Send empty cells as null (removes the field on the server).",
+        ),
+    ] = False,
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Import into a local sandbox API started for this run.")
+    ] = False,
+    api_url: Annotated[
+        str,
+        typer.Option("--api-url", envvar="BITERAL_API_BASE_URL", show_envvar=True, help="The Biteral API base URL."),
+    ] = DEFAULT_API_URL,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            envvar=_env("api_key_file"),
+            show_envvar=True,
+            help="Read the API key from this file (else from env BITERAL_API_KEY).",
+        ),
+    ] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", hidden=True)] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check the API URL and key (GET /status) and exit.")
+    ] = False,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", envvar=_env("concurrency"), show_envvar=True, help="Requests in flight at once."),
+    ] = 4,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", envvar=_env("batch_size"), show_envvar=True, help="Customers per request (1 to 100)."
+        ),
+    ] = 100,
+    max_request_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-request-bytes",
+            envvar=_env("max_request_bytes"),
+            show_envvar=True,
+            help="Byte cap of one request body.",
+        ),
+    ] = 5 * 1024 * 1024,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate",
+            envvar=_env("rate"),
+            show_envvar=True,
+            metavar="N/s|N/min",
+            help="Client-side limit on requests, e.g. 20/s or 600/min.",
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int,
+        typer.Option(
+            "--max-retries",
+            envvar=_env("max_retries"),
+            show_envvar=True,
+            help="Retries of a request on 429, 5xx, timeouts and connection errors.",
+        ),
+    ] = 5,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", envvar=_env("timeout"), show_envvar=True, help="Seconds to wait for one response."),
+    ] = 30.0,
+    allow_insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure-http",
+            envvar=_env("allow_insecure_http"),
+            show_envvar=True,
+            help="Allow http:// to a host other than loopback.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            envvar=_env("dry_run"),
+            show_envvar=True,
+            help="Read, map, validate and report, but send nothing.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            envvar=_env("output"),
+            show_envvar=True,
+            help="Write the JSON payloads sent (or that would be sent) to this .jsonl file.",
+        ),
+    ] = None,
+    failures: Annotated[
+        Path | None,
+        typer.Option(
+            "--failures",
+            envvar=_env("failures"),
+            show_envvar=True,
+            help="Failure report path (default: <input>.failures.csv, written only if needed).",
+        ),
+    ] = None,
+    failures_format: Annotated[
+        str, typer.Option("--failures-format", envvar=_env("failures_format"), show_envvar=True, help="csv or jsonl.")
+    ] = "csv",
+    warnings: Annotated[
+        Path | None,
+        typer.Option(
+            "--warnings", envvar=_env("warnings"), show_envvar=True, help="Write rows sent with warnings to this file."
+        ),
+    ] = None,
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary-json",
+            envvar=_env("summary_json"),
+            show_envvar=True,
+            help="Write the summary as JSON to this file.",
+        ),
+    ] = None,
+    max_errors: Annotated[
+        str | None,
+        typer.Option(
+            "--max-errors",
+            envvar=_env("max_errors"),
+            show_envvar=True,
+            metavar="N|P%",
+            help="Abort (exit 3) once more rows than this failed.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            envvar=_env("resume"),
+            show_envvar=True,
+            help="Continue an interrupted run: skip rows the API already confirmed.",
+        ),
+    ] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            envvar=_env("state"),
+            show_envvar=True,
+            help="SQLite file remembering what was sent; unchanged customers are skipped.",
+        ),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="With --state: send everything this time.")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            envvar=_env("shard"),
+            show_envvar=True,
+            metavar="K/N",
+            help="Process only the codes of shard K of N.",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", envvar=_env("quiet"), show_envvar=True, help="Print only errors and one summary line."
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", envvar=_env("json"), show_envvar=True, help="Print only the summary JSON on stdout."),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", envvar=_env("verbose"), show_envvar=True, help="Log every request (never the key)."
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Import customers from FILE... into Biteral.
+
+    Exit codes: 0 all rows accepted; 1 finished, some rows rejected or failed; 2 usage, input or
+    configuration error (nothing sent); 3 aborted (key refused, API unreachable, --max-errors);
+    130/143 interrupted (Ctrl-C / SIGTERM; continue with --resume).
+    """
+    from .importer import run_import
+    from .state import parse_shard
+
+    try:
+        if api_key is not None:
+            raise UsageError(
+                "the API key is never taken from the command line: set BITERAL_API_KEY or use --api-key-file PATH"
+            )
+        ctx = click.get_current_context()
+        if sandbox and ctx.get_parameter_source("api_url") == click.core.ParameterSource.COMMANDLINE:
+            raise UsageError("--sandbox and --api-url cannot be combined: --sandbox starts its own API")
+        if sandbox and api_key_file is not None:
+            raise UsageError("--sandbox and --api-key-file cannot be combined: the sandbox has its own key")
+        if check and dry_run:
+            raise UsageError("--check and --dry-run cannot be combined")
+        key = None if sandbox else read_api_key(api_key_file)
+        settings = ImportSettings(
+            inputs=tuple(files),
+            format=format,
+            delimiter=delimiter,
+            encoding=encoding,
+            sheet=sheet,
+            map_overrides=_parse_map(map or []),
+            mapping_file=mapping,
+            extra_metadata=not no_extra_metadata,
+            metadata_columns=_split_list(metadata_columns),
+            strict=strict,
+            empty_as_null=empty_as_null,
+            sandbox=sandbox,
+            api_url=api_url,
+            api_key=key,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            max_request_bytes=max_request_bytes,
+            rate=RateLimit.parse(rate) if rate else None,
+            max_retries=max_retries,
+            timeout_s=timeout,
+            allow_insecure_http=allow_insecure_http,
+            dry_run=dry_run,
+            failures=failures,
+            failures_format=failures_format,  # type: ignore[arg-type]
+            warnings=warnings,
+            summary_json=summary_json,
+            output=output,
+            max_errors=MaxErrors.parse(max_errors) if max_errors else None,
+            resume=resume,
+            state=state,
+            full=full,
+            shard=parse_shard(shard) if shard else None,
+            quiet=quiet,
+            json=json_out,
+            verbose=verbose,
+        )
+        _setup_logging(verbose)
+        if check:
+            _check(settings)
+            return
+        summary = run_import(settings, stdin=sys.stdin.buffer if "-" in files else None)
+    except BiteralImportError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(summary.exit_code)
+
+
+def _check(settings: ImportSettings) -> None:
+    from .importer import Endpoint, _endpoint, _upload_settings_for_check
+    from .uploader import check_status
+
+    with _endpoint(settings) as endpoint:
+        status = asyncio.run(check_status(_upload_settings_for_check(settings, Endpoint(endpoint.url, endpoint.key))))
+    permissions = ", ".join(status.get("permissions", [])) or "none listed"
+    Console().print(
+        f"OK: {endpoint.url} accepted the key {endpoint.key.masked()} "
+        f"(environment {status.get('environment', '?')}; permissions: {permissions})",
+        highlight=False,
+    )
+
+
+def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    if not verbose:
+        return
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=Console(stderr=True), show_path=False)
+    logging.basicConfig(level=logging.DEBUG, handlers=[handler], format="%(message)s", force=True)
+    for noisy in ("httpcore", "asyncio", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command("map")
+def map_command(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="The export whose columns to map.")],
+    format: FormatOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    sheet: SheetOpt = None,
+    map: MapOpt = None,
+    mapping: MappingOpt = None,
+    no_extra_metadata: NoExtraOpt = False,
+    metadata_columns: MetaColsOpt = None,
+    write_mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-mapping", metavar="FILE.toml", help="Save the mapping as TOML, to pass later with --mapping."
+        ),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Rows read for sample values.")] = 5,
+    config: ConfigOpt = None,
+) -> None:
+    """Show how FILE's columns map to customer fields, and optionally save the mapping."""
+    from .mapping import MappingOptions, build_mapping, mapping_table, write_mapping_file
+    from .reader import ReadOptions, open_source
+
+    try:
+        options = ReadOptions(format=format, delimiter=delimiter, encoding=encoding, sheet=sheet)
+        mapping_options = MappingOptions(
+            overrides=_parse_map(map or []),
+            mapping_file=mapping,
+            extra_metadata=not no_extra_metadata,
+            metadata_columns=_split_list(metadata_columns),
+        )
+        with open_source(file, options, stdin=sys.stdin.buffer if file == "-" else None) as source:
+            chosen = build_mapping(source.headers, mapping_options)
+            rows = []
+            for row in source.rows():
+                if row.error is None:
+                    rows.append(row.cells)
+                if len(rows) >= samples:
+                    break
+        console = Console()
+        console.print(mapping_table(chosen, rows))
+        for note in chosen.notes:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if write_mapping is not None:
+            write_mapping_file(chosen, write_mapping)
+            console.print(f"Mapping written to {write_mapping}; use it with --mapping {write_mapping}")
+    except BiteralImportError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("sandbox")
+def sandbox_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one and prints it.")] = 8787,
+    api_key: Annotated[
+        str,
+        typer.Option(
+            "--api-key", envvar="BITERAL_SANDBOX_API_KEY", show_envvar=True, help="The key clients must send."
+        ),
+    ] = "sandbox",
+    db: Annotated[Path | None, typer.Option("--db", help="SQLite file (default: a temporary one).")] = None,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Added latency per request.")] = 0,
+    error_rate: Annotated[float, typer.Option("--error-rate", help="Fraction of requests answered 500/503.")] = 0.0,
+    rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second before 429.")] = None,
+) -> None:
+    """Serve a local API that behaves like Biteral's customers API (for trials and tests)."""
+    from .sandbox import SandboxSettings, serve
+
+    try:
+        settings = SandboxSettings(
+            host=host,
+            port=port,
+            api_key=api_key,
+            db=db,
+            latency_ms=latency_ms,
+            error_rate=error_rate,
+            rate_limit=rate_limit,
+        )
+        serve(settings, echo=lambda line: typer.echo(line))
+    except BiteralImportError as exc:
+        raise _fail(exc) from None

@@ -1,0 +1,546 @@
+"""One import run: wires read -> map -> normalize -> batch -> upload -> report, and nothing else.
+
+``run_import(settings)`` works without Typer; the CLI builds the settings and calls it. Errors
+found before anything is sent propagate as ``BiteralImportError``; once sending has started, an
+abort (refused key, API down, ``--max-errors``, Ctrl-C, unreadable input) still writes every
+report and returns a ``Summary`` whose ``exit_code`` says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import re
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from .batching import batches, chunks
+from .checkpoint import Checkpoint, default_checkpoint_path
+from .errors import (
+    EXIT_ABORTED,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_SOME_FAILED,
+    AbortError,
+    BiteralImportError,
+    TooManyErrorsError,
+)
+from .mapping import Mapping, MappingOptions, build_mapping
+from .normalize import NormalizeOptions, Normalizer
+from .progress import Progress
+from .reader import ReadOptions, Source, content_hash, open_source
+from .records import Extracted, Prepared, SourceRow
+from .report import (
+    RowReport,
+    Summary,
+    Tally,
+    check_writable,
+    summary_line,
+    summary_table,
+    write_summary_json,
+)
+from .settings import ImportSettings
+from .state import SyncState, fingerprint, shard_of
+from .uploader import FieldError, Item, Secret, UploadSettings, check_status, upload
+
+log = logging.getLogger("biteral_cli.import")
+
+#: Rows read ahead of normalization to decide per-column questions (what a bare "M" means).
+SAMPLE_ROWS = 1000
+#: Rows looked up in the sync state at once (one SQL query each).
+STATE_CHUNK = 500
+
+
+@dataclass(slots=True)
+class Ref:
+    """What the importer keeps with an item in flight: where it came from and its fingerprint."""
+
+    row: SourceRow
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to send, and with which key."""
+
+    url: str
+    key: Secret
+
+
+def default_failures_path(settings: ImportSettings) -> Path:
+    """``<input stem>.failures.csv`` in the current directory (``biteral-import`` for several inputs)."""
+    ext = "jsonl" if settings.failures_format == "jsonl" else "csv"
+    if len(settings.inputs) == 1:
+        name = settings.inputs[0]
+        stem = "stdin" if name == "-" else Path(name).name.split(".")[0] or "input"
+    else:
+        stem = "biteral-import"
+    return Path(f"{stem}.failures.{ext}")
+
+
+def reason_key(field: str, message: str) -> str:
+    """A reason that aggregates across rows: quoted values are blanked out."""
+    generic = re.sub(r"'[^']*'", "'…'", message)
+    generic = re.sub(r'"[^"]*"', '"…"', generic)
+    return f"{field}: {generic}" if field and not generic.startswith(field) else generic
+
+
+class Run:
+    """The state of one import: counts, reports, checkpoint and what has been decided so far."""
+
+    def __init__(self, settings: ImportSettings, console: Console, out: Console) -> None:
+        self.settings = settings
+        self.console = console
+        self.out = out
+        self.tally = Tally()
+        self.failures_path = settings.failures or default_failures_path(settings)
+        self.failures: RowReport | None = None
+        self.warnings: RowReport | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.state: SyncState | None = None
+        self.output: IO[bytes] | None = None
+        self.progress: Progress | None = None
+        self.stop = asyncio.Event()
+        self.stop_reason: str | None = None
+        self.exit_override: int | None = None
+        self.error: BiteralImportError | None = None
+        self.retries = 0
+        self.batches_sent = 0
+        self.seen_codes: set[str] = set()
+        self.shown_codes: list[str] = []
+        self.processed = 0
+        self.bad = 0
+
+    # -- outcomes -------------------------------------------------------------------------------
+    def _count_bad(self) -> None:
+        self.bad += 1
+        limit = self.settings.max_errors
+        if limit is not None and not self.stop.is_set() and limit.exceeded(self.bad, self.processed):
+            self.halt(
+                f"more than {limit} rows failed (--max-errors); the rest was not sent",
+                TooManyErrorsError(f"stopped: more than {limit} rows were rejected or failed"),
+            )
+
+    def reject(self, row: SourceRow, stage: str, field: str, message: str) -> None:
+        """Count a row as rejected and write it to the failure report."""
+        self.tally.add(row.source, "rejected", reason_key(field, message))
+        assert self.failures is not None
+        self.failures.add(row, stage=stage, field=field, error=message)
+        self._count_bad()
+
+    def fail(self, row: SourceRow, reason: str) -> None:
+        """Count a row as failed (not stored, not the row's fault) and report it for a re-run."""
+        self.tally.add(row.source, "failed", reason)
+        assert self.failures is not None
+        self.failures.add(row, stage="api", field="", error=reason)
+        self._count_bad()
+
+    def halt(self, reason: str, error: BiteralImportError | None = None, exit_code: int | None = None) -> None:
+        """Stop taking new rows; in-flight requests finish; the first reason given wins."""
+        if self.stop.is_set():
+            return
+        self.stop_reason = reason
+        self.error = error
+        self.exit_override = exit_code
+        self.stop.set()
+
+    # -- the uploader's listener ----------------------------------------------------------------
+    def on_accepted(self, items: Sequence[Item]) -> None:
+        confirmed: list[tuple[str, int]] = []
+        fingerprints: list[tuple[str, str]] = []
+        for item in items:
+            ref: Ref = item.ref
+            self.tally.add(ref.row.source, "accepted")
+            confirmed.append((ref.row.source, ref.row.row))
+            fingerprints.append((item.code, ref.fingerprint))
+            if len(self.shown_codes) < self.settings.show_stored:
+                self.shown_codes.append(item.code)
+        if self.checkpoint is not None:
+            self.checkpoint.confirm(confirmed)
+        if self.state is not None:
+            self.state.record(fingerprints)
+        self._advance(len(items))
+
+    def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None:
+        ref: Ref = item.ref
+        if not errors:
+            self.reject(ref.row, "api", "", "rejected by the API (400) without a reason")
+        else:
+            first = errors[0]
+            message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
+            field = ",".join(dict.fromkeys(e.field for e in errors))
+            self.tally.add(ref.row.source, "rejected", f"{first.field}: {first.code}")
+            assert self.failures is not None
+            self.failures.add(ref.row, stage="api", field=field, error=message)
+            self._count_bad()
+        self._advance(1)
+
+    def on_failed(self, items: Sequence[Item], reason: str) -> None:
+        for item in items:
+            self.fail(item.ref.row, reason)
+        self._advance(len(items))
+
+    def on_retry(self, reason: str, delay_s: float) -> None:
+        self.retries += 1
+        log.debug("retry in %.2fs: %s", delay_s, reason)
+        if self.progress is not None:
+            self.progress.update(self.tally, self.retries)
+
+    def on_request(self, status: int | None, elapsed_s: float) -> None:
+        pass
+
+    def _advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.tally, self.retries, sent=n)
+
+    # -- the stream -----------------------------------------------------------------------------
+    def items(self, sources: Sequence[tuple[Source, Mapping]]) -> Iterator[Item]:
+        """Read, map and normalize every row; yield what should be sent, account for the rest."""
+        seq = itertools.count()
+        settings = self.settings
+        normalize_options = NormalizeOptions(strict=settings.strict, empty_as_null=settings.empty_as_null)
+        for source, mapping in sources:
+            self.tally.register(source.name)
+            rows = source.rows()
+            try:
+                sample = list(itertools.islice(rows, SAMPLE_ROWS))
+                gender_column = mapping.field_column("gender")
+                normalizer = Normalizer(
+                    normalize_options,
+                    gender_header=gender_column,
+                    gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
+                )
+                for row in itertools.chain(sample, rows):
+                    if self.stop.is_set():
+                        return
+                    item = self._one(row, mapping, normalizer, next(seq))
+                    if item is not None:
+                        yield item
+            except BiteralImportError as exc:
+                # The input broke mid-stream (an undecodable byte, say): stop, keep what was done.
+                self.halt(f"stopped reading: {exc}", exc)
+                return
+
+    def _one(self, row: SourceRow, mapping: Mapping, normalizer: Normalizer, seq: int) -> Item | None:
+        settings = self.settings
+        self.processed += 1
+        if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
+            self.tally.add(row.source, "accepted")
+            return None
+        prepared: Prepared = normalizer.prepare(row, mapping.extract(row.cells) if row.error is None else _EMPTY)
+        if settings.shard is not None:
+            k, n = settings.shard
+            # Rows with no usable code belong to shard 1, so exactly one shard reports them.
+            owner = shard_of(prepared.code, n) if prepared.code else 0
+            if owner != k - 1:
+                self.tally.add(row.source, "skipped")
+                return None
+        for warning in prepared.warnings:
+            self.tally.warn(row.source, reason_key(warning.field, warning.message))
+            if self.warnings is not None:
+                self.warnings.add(row, stage="validate", field=warning.field, error=warning.message)
+        if prepared.payload is None:
+            errors = prepared.errors or []
+            field = ",".join(dict.fromkeys(e.field for e in errors))
+            message = "; ".join(e.message for e in errors) or "rejected"
+            self.tally.add(
+                row.source, "rejected", reason_key(errors[0].field, errors[0].message) if errors else message
+            )
+            assert self.failures is not None
+            self.failures.add(row, stage=prepared.stage, field=field, error=message)
+            self._count_bad()
+            return None
+        code = prepared.code or ""
+        if code in self.seen_codes:
+            message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
+            self.tally.warn(row.source, reason_key("code", message))
+            if self.warnings is not None:
+                self.warnings.add(row, stage="validate", field="code", error=message)
+        else:
+            self.seen_codes.add(code)
+        body = json.dumps(prepared.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return Item(seq=seq, code=code, body=body, ref=Ref(row, fingerprint(body)))
+
+    def to_send(self, items: Iterator[Item]) -> Iterator[Item]:
+        """Drop customers the sync state says are unchanged (as skipped); write --output lines."""
+        state = None if self.settings.full else self.state
+        for chunk in chunks(items, STATE_CHUNK):
+            if state is not None:
+                unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
+                kept = []
+                for item, same in zip(chunk, unchanged, strict=True):
+                    if same:
+                        self.tally.add(item.ref.row.source, "skipped")
+                    else:
+                        kept.append(item)
+                chunk = kept
+            if self.output is not None:
+                self.output.writelines(item.body + b"\n" for item in chunk)
+            yield from chunk
+
+
+#: What a row broken at read time extracts to: the normalizer rejects it on ``row.error``.
+_EMPTY = Extracted(fields={})
+
+
+def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple[Source, Mapping]]:
+    """Open every input and choose its mapping; any problem is an error before anything is sent."""
+    options = ReadOptions(
+        format=settings.format, delimiter=settings.delimiter, encoding=settings.encoding, sheet=settings.sheet
+    )
+    mapping_options = MappingOptions(
+        overrides=dict(settings.map_overrides),
+        mapping_file=settings.mapping_file,
+        extra_metadata=settings.extra_metadata,
+        metadata_columns=settings.metadata_columns,
+    )
+    opened: list[tuple[Source, Mapping]] = []
+    try:
+        for name in settings.inputs:
+            source = open_source(name, options, stdin=stdin)
+            opened.append((source, build_mapping(source.headers, mapping_options)))
+    except BaseException:
+        for source, _ in opened:
+            source.close()
+        raise
+    return opened
+
+
+def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
+    for path in (failures_path, settings.warnings, settings.summary_json, settings.output, settings.state):
+        if path is not None:
+            check_writable(path)
+
+
+async def _send(run: Run, sources: Sequence[tuple[Source, Mapping]], endpoint: Endpoint | None) -> None:
+    settings = run.settings
+    stream = batches(run.to_send(run.items(sources)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
+    if endpoint is None:  # --dry-run: everything but the sending
+        for batch in stream:
+            run.batches_sent += 1
+            for item in batch:
+                run.tally.add(item.ref.row.source, "accepted")
+            run._advance(len(batch))
+        return
+    upload_settings = UploadSettings(
+        api_url=endpoint.url,
+        api_key=endpoint.key,
+        concurrency=settings.concurrency,
+        max_retries=settings.max_retries,
+        rate=settings.rate,
+        timeout_s=settings.timeout_s,
+        allow_insecure_http=settings.allow_insecure_http,
+    )
+    try:
+        result = await upload(stream, upload_settings, run, stop=run.stop)
+        run.batches_sent += result.batches
+    except AbortError as exc:
+        run.halt(str(exc), exc)
+    # Rows already read but not handed to the uploader (a partial batch) were never sent.
+    reason = f"not sent: {run.stop_reason}" if run.stop_reason else "not sent"
+    for batch in stream:
+        for item in batch:
+            run.fail(item.ref.row, reason)
+
+
+def _install_signal_handlers(run: Run) -> list[signal.Signals]:
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig, code in ((signal.SIGINT, EXIT_SIGINT), (signal.SIGTERM, EXIT_SIGTERM)):
+
+        def handler(sig: signal.Signals = sig, code: int = code) -> None:
+            run.halt(f"interrupted by {sig.name}; in-flight requests were allowed to finish", exit_code=code)
+            loop.remove_signal_handler(sig)  # a second signal ends the process the default way
+
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests run us in-process): no handlers
+    return installed
+
+
+def _exit_code(run: Run) -> int:
+    if run.exit_override is not None:
+        return run.exit_override
+    if run.error is not None:
+        return run.error.exit_code
+    totals = run.tally.totals
+    if run.stop_reason is not None:
+        return EXIT_ABORTED
+    return EXIT_SOME_FAILED if totals.rejected or totals.failed else EXIT_OK
+
+
+def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str]) -> None:
+    """Print a few customers as the API returns them, so the user sees what landed."""
+    if not codes:
+        return
+    table = Table(title="Stored in the sandbox (GET /customers)", title_justify="left")
+    fields = ("code", "country", "state", "city", "yearBorn", "gender", "isActive", "metadata")
+    for name in fields:
+        table.add_column(name)
+    headers = {"X-API-Key": endpoint.key.reveal(), "X-API-Version": "1", "Accept": "application/json"}
+    with httpx.Client(base_url=endpoint.url, headers=headers, timeout=10) as client:
+        for code in codes:
+            response = client.get("/customers", params={"code": code})
+            if response.status_code != 200:
+                continue
+            payload = response.json().get("payload", {})
+            table.add_row(*(_cell(payload.get(name)) for name in fields))
+    console.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
+
+
+def run_import(
+    settings: ImportSettings,
+    *,
+    console: Console | None = None,
+    out: Console | None = None,
+    stdin: IO[bytes] | None = None,
+) -> Summary:
+    """Run one import as ``settings`` say and return its summary (reports written, nothing lost)."""
+    console = console or Console(stderr=True)
+    out = out or Console()
+    run = Run(settings, console, out)
+    _check_report_paths(settings, run.failures_path)
+    sources = open_inputs(settings, stdin)
+    with contextlib.ExitStack() as stack:
+        for source, _ in sources:
+            stack.callback(source.close)
+        endpoint = None
+        if settings.sends:
+            endpoint = stack.enter_context(_endpoint(settings))
+            asyncio.run(check_status(_upload_settings_for_check(settings, endpoint)))
+        summary = _run(run, stack, sources, endpoint)
+        if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
+            show_stored(out, endpoint, run.shown_codes)
+    return summary
+
+
+def _upload_settings_for_check(settings: ImportSettings, endpoint: Endpoint) -> UploadSettings:
+    return UploadSettings(
+        api_url=endpoint.url,
+        api_key=endpoint.key,
+        timeout_s=min(settings.timeout_s, 10.0),
+        allow_insecure_http=settings.allow_insecure_http,
+    )
+
+
+@contextlib.contextmanager
+def _endpoint(settings: ImportSettings) -> Iterator[Endpoint]:
+    if settings.sandbox:
+        from .sandbox import SandboxSettings, running_sandbox
+
+        with running_sandbox(SandboxSettings()) as sandbox:
+            yield Endpoint(sandbox.url, Secret(sandbox.api_key))
+    else:
+        assert settings.api_key is not None
+        yield Endpoint(settings.api_url, settings.api_key)
+
+
+def _run(
+    run: Run, stack: contextlib.ExitStack, sources: Sequence[tuple[Source, Mapping]], endpoint: Endpoint | None
+) -> Summary:
+    settings = run.settings
+    columns = list(dict.fromkeys(h for source, _ in sources for h in source.headers))
+    run.failures = RowReport(run.failures_path, fmt=settings.failures_format, columns=columns)
+    stack.callback(run.failures.close)
+    if settings.warnings is not None:
+        run.warnings = RowReport(settings.warnings, fmt=settings.failures_format, columns=columns)
+        stack.callback(run.warnings.close)
+    if settings.output is not None:
+        run.output = stack.enter_context(open(settings.output, "wb"))  # noqa: SIM115 - closed by the stack
+    if settings.state is not None:
+        run.state = SyncState.open(settings.state)
+        stack.callback(run.state.close)
+    if endpoint is not None:
+        hashes = {s.name: content_hash(s.name) for s, _ in sources if s.name != "-"}
+        run.checkpoint = Checkpoint.open(
+            default_checkpoint_path(run.failures_path), input_hashes=hashes, resume=settings.resume
+        )
+        if run.checkpoint.note and not settings.quiet:
+            run.console.print(f"[yellow]{run.checkpoint.note}[/]")
+    run.progress = Progress.start(
+        run.console,
+        enabled=not (settings.quiet or settings.json),
+        total=Progress.estimate_rows([s for s, _ in sources]),
+    )
+    started = time.monotonic()
+
+    async def main() -> None:
+        installed = _install_signal_handlers(run)
+        try:
+            await _send(run, sources, endpoint)
+        finally:
+            for sig in installed:
+                asyncio.get_running_loop().remove_signal_handler(sig)
+
+    try:
+        asyncio.run(main())
+    finally:
+        run.progress.finish()
+    duration = time.monotonic() - started
+    exit_code = _exit_code(run)
+    if run.checkpoint is not None:
+        # Kept while any row failed, so that --resume retries exactly those.
+        run.checkpoint.close(completed=run.stop_reason is None and run.tally.totals.failed == 0)
+    run.failures.close()
+    if run.warnings is not None:
+        run.warnings.close()
+    summary = Summary.from_tally(
+        run.tally,
+        batches=run.batches_sent,
+        retries=run.retries,
+        duration_s=duration,
+        aborted=run.stop_reason,
+        exit_code=exit_code,
+        dry_run=settings.dry_run,
+        failures_path=str(run.failures.path) if run.failures.rows_written else None,
+        warnings_path=str(run.warnings.path) if run.warnings is not None and run.warnings.rows_written else None,
+    )
+    summary.check()
+    if settings.summary_json is not None:
+        write_summary_json(summary, settings.summary_json)
+    _print_summary(run, summary)
+    return summary
+
+
+def _print_summary(run: Run, summary: Summary) -> None:
+    settings = run.settings
+    if settings.json:
+        run.out.print_json(json.dumps(summary.to_json()))
+        return
+    if run.error is not None or (run.stop_reason and run.exit_override is None):
+        run.console.print(f"biteral-import: {run.error or run.stop_reason}", style="red", highlight=False)
+    elif run.stop_reason:
+        run.console.print(f"biteral-import: {run.stop_reason}", style="yellow", highlight=False)
+    if settings.quiet:
+        run.out.print(summary_line(summary), highlight=False)
+        return
+    if summary.rows == 0:
+        run.out.print("nothing to import: the input has a header but no rows")
+        return
+    run.out.print(summary_table(summary))
+    if summary.failures_path:
+        run.out.print(f"Failure report: {summary.failures_path} (fix the rows and feed the file back in)")
+    if summary.warnings_path:
+        run.out.print(f"Warnings: {summary.warnings_path}")
+    if summary.aborted and run.checkpoint is not None:
+        run.out.print("Continue where it stopped with the same command plus --resume.")

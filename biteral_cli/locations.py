@@ -1,0 +1,399 @@
+"""Country and state resolution to ISO 3166 codes, from codes, names in many languages and aliases.
+
+Lookup tables are built once, lazily, from pycountry's ISO 3166-1/-2 databases and their gettext
+translations plus the small curated files in ``biteral_cli/data``. Every public function accepts
+any string and never raises; results are cached per distinct input.
+"""
+
+from __future__ import annotations
+
+import csv
+import gettext
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import pycountry
+from rapidfuzz import fuzz, process
+
+__all__ = [
+    "Resolution",
+    "country_name",
+    "fold_text",
+    "resolve_country",
+    "resolve_state",
+    "state_name",
+]
+
+_CACHE_SIZE = 65536
+# Fuzzy suggestions on very long or very short texts are noise (and slow on long ones).
+_FUZZY_MIN_LEN = 4
+_FUZZY_MAX_LEN = 80
+_FUZZY_CUTOFF = 78.0
+
+# Lower tiers win; several codes on the best tier of a name make it ambiguous.
+_TIER_EXACT = 0  # ISO names, official/common names, curated aliases
+_TIER_VARIANT = 1  # "Korea" from "Korea, Republic of"; translations into the main languages
+_TIER_OTHER = 2  # translations into every other language pycountry ships
+
+_MAIN_LOCALES = frozenset({"en", "es", "pt", "pt_BR", "fr", "de", "it", "ca", "gl", "eu", "nl"})
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The outcome of resolving one country or state text."""
+
+    value: str | None
+    """Alpha-2 for countries; full ISO 3166-2 code ("ES-B") for states; None when not resolved."""
+    status: str
+    """"code" | "name" | "alias" | "wikidata" | "ambiguous" | "unknown" | "empty" | "wrong_country"."""
+    candidates: tuple[str, ...] = ()
+    """For "ambiguous" and "wrong_country": the codes the text could mean."""
+    suggestion: str | None = None
+    """For "unknown": a close known value, e.g. "ES (Spain)"."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Text keys
+
+_DROP_RE = re.compile(r"[.'’‘`´ʻʼ]")
+# Punctuation and spaces separate words; letters and marks of every script stay (so Devanagari
+# vowel signs do not split a word).
+_SPLIT_RE = re.compile(r"[\s!-/:-@\[-`{-~¡-¿‐-―«»、。・，]+")
+# Accents of Latin, Greek and Cyrillic letters once NFKD has split them off.
+_ACCENT_RE = re.compile(r"[\u0300-\u036f]+")
+_WORD_REPLACE = {"st": "saint", "ste": "sainte"}
+
+
+def fold_text(text: str) -> str:
+    """Fold ``text`` to a lookup key: no accents, no case, no dots or apostrophes, single spaces."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", _ACCENT_RE.sub("", unicodedata.normalize("NFKD", text)))
+    text = text.casefold().replace("&", " and ")
+    text = _DROP_RE.sub("", text)
+    words = [_WORD_REPLACE.get(w, w) for w in _SPLIT_RE.split(text) if w]
+    if len(words) > 1 and words[0] == "the":
+        words = words[1:]
+    return " ".join(words)
+
+
+_BRACKET_RE = re.compile(r"\[([^\]]*)\]")
+_PAREN_RE = re.compile(r"\([^)]*\)")
+_ALT_CODE_RE = re.compile(r"\s+[A-Z]{2}-[A-Z0-9]{1,3}$")
+
+
+def _variants(name: str) -> Iterator[tuple[str, int]]:
+    """Yield (text, tier offset) spellings of an ISO name: itself, bracketed and slashed alternatives,
+    "Y X" for "X, Y", and with lower priority the part before a comma."""
+    alternatives = [_ALT_CODE_RE.sub("", m) for m in _BRACKET_RE.findall(name)]
+    base = _BRACKET_RE.sub("", name).strip()
+    for whole in (base, *alternatives):
+        parts = [whole, *(p for p in re.split(r"\s*/\s*", whole) if p != whole)]
+        for part in parts:
+            part = part.strip()
+            if not part:
+                continue
+            yield part, 0
+            no_paren = _PAREN_RE.sub("", part).strip()
+            if no_paren and no_paren != part:
+                yield no_paren, 0
+            if "," in no_paren:
+                head, _, tail = no_paren.partition(",")
+                yield f"{tail.strip()} {head.strip()}", 0
+                yield head.strip(), 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Data loading
+
+
+def _data_rows(name: str) -> Iterator[list[str]]:
+    """Rows of a bundled CSV data file, without its header and '#' comment lines."""
+    text = resources.files("biteral_cli").joinpath("data", name).read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    rows = csv.reader(lines)
+    next(rows, None)
+    yield from rows
+
+
+def _translations(domain: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """(locale, msgid -> msgstr) for every locale pycountry ships a catalog of ``domain`` for."""
+    base = pycountry.LOCALES_DIR
+    for locale in sorted(os.listdir(base)):
+        if not os.path.exists(os.path.join(base, locale, "LC_MESSAGES", f"{domain}.mo")):
+            continue
+        try:
+            catalog = gettext.translation(domain, base, languages=[locale])
+        except OSError:  # an unreadable catalog only costs us that language
+            continue
+        yield locale, dict(catalog._catalog)  # type: ignore[attr-defined]
+
+
+def _add(table: dict[str, tuple[int, set[str], str]], text: str, code: str, tier: int, how: str) -> None:
+    """Record that ``text`` names ``code`` at ``tier``; keep only the best tier per key."""
+    key = fold_text(text)
+    if not key:
+        return
+    current = table.get(key)
+    if current is None or tier < current[0]:
+        table[key] = (tier, {code}, how)
+    elif tier == current[0]:
+        current[1].add(code)
+
+
+@dataclass(slots=True)
+class _CountryTables:
+    alpha2: dict[str, str] = field(default_factory=dict)
+    alpha3: dict[str, str] = field(default_factory=dict)
+    numeric: dict[str, str] = field(default_factory=dict)
+    names: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    """key -> (status, codes)."""
+    wikidata: dict[str, str] = field(default_factory=dict)
+    display: dict[str, str] = field(default_factory=dict)
+    fuzzy_keys: list[str] = field(default_factory=list)
+    fuzzy_codes: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def _countries() -> _CountryTables:
+    """Build the country lookup tables (once)."""
+    t = _CountryTables()
+    raw: dict[str, tuple[int, set[str], str]] = {}
+    english: dict[str, list[str]] = {}
+    for c in pycountry.countries:
+        t.alpha2[c.alpha_2] = c.alpha_2
+        t.alpha3[c.alpha_3] = c.alpha_2
+        t.numeric[c.numeric] = c.alpha_2
+        common = getattr(c, "common_name", None)
+        official = getattr(c, "official_name", None)
+        t.display[c.alpha_2] = common or c.name
+        names = [n for n in (c.name, common, official) if n]
+        english[c.alpha_2] = names
+        for n in names:
+            for text, offset in _variants(n):
+                _add(raw, text, c.alpha_2, _TIER_EXACT + offset, "name")
+    # ISO 3166-1 "exceptionally reserved" codes people really use.
+    t.alpha2["UK"] = "GB"
+    t.alpha2["EL"] = "GR"
+    for locale, catalog in _translations("iso3166-1"):
+        tier = _TIER_VARIANT if locale in _MAIN_LOCALES else _TIER_OTHER
+        for alpha2, names in english.items():
+            for n in names:
+                translated = catalog.get(n)
+                if translated and translated != n:
+                    for text, _offset in _variants(translated):
+                        _add(raw, text, alpha2, tier, "name")
+    for alias, alpha2 in _data_rows("country_aliases.csv"):
+        _add(raw, alias, alpha2, _TIER_EXACT - 1, "alias")
+    for key, (_tier, codes, how) in raw.items():
+        t.names[key] = (how, tuple(sorted(codes)))
+    for name, codes in _data_rows("country_ambiguous.csv"):
+        t.names[fold_text(name)] = ("ambiguous", tuple(codes.split()))
+    for qid, alpha2, _name in _data_rows("country_wikidata.csv"):
+        t.wikidata[qid.upper()] = alpha2
+    for key, (how, codes) in t.names.items():
+        if len(codes) == 1 and key.isascii() and len(key) >= _FUZZY_MIN_LEN and how != "ambiguous":
+            t.fuzzy_keys.append(key)
+            t.fuzzy_codes.append(codes[0])
+    return t
+
+
+@dataclass(slots=True)
+class _StateTables:
+    codes: dict[str, str] = field(default_factory=dict)
+    """Any accepted code spelling ("ES-B", alternative codes) -> ISO 3166-2 code."""
+    by_country: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
+    """alpha-2 -> key -> (status, codes)."""
+    anywhere: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """key -> codes in any country (best tier)."""
+    parent: dict[str, str] = field(default_factory=dict)
+    display: dict[str, str] = field(default_factory=dict)
+
+
+def _without_ancestors(codes: Iterable[str], parent: dict[str, str]) -> tuple[str, ...]:
+    """Drop codes that are ancestors of other codes in the set (a province beats its community)."""
+    found = set(codes)
+    ancestors: set[str] = set()
+    for code in found:
+        p = parent.get(code)
+        while p is not None and p not in ancestors:
+            ancestors.add(p)
+            p = parent.get(p)
+    return tuple(sorted(found - ancestors)) or tuple(sorted(found))
+
+
+@lru_cache(maxsize=1)
+def _states() -> _StateTables:
+    """Build the subdivision lookup tables (once)."""
+    t = _StateTables()
+    per_country: dict[str, dict[str, tuple[int, set[str], str]]] = {}
+    names_of: dict[str, str] = {}  # code -> ISO name
+    for s in pycountry.subdivisions:
+        t.codes[s.code] = s.code
+        if s.parent_code:
+            t.parent[s.code] = s.parent_code
+        t.display[s.code] = _BRACKET_RE.sub("", s.name).strip()
+        names_of[s.code] = s.name
+        table = per_country.setdefault(s.country_code, {})
+        for text, offset in _variants(s.name):
+            _add(table, text, s.code, _TIER_EXACT + offset, "name")
+        for alt in re.findall(r"\b([A-Z]{2}-[A-Z0-9]{1,3})\]", s.name):
+            t.codes.setdefault(alt, s.code)
+    codes_named: dict[str, list[str]] = {}
+    for code, name in names_of.items():
+        codes_named.setdefault(name, []).append(code)
+    for _locale, catalog in _translations("iso3166-2"):
+        for name, translated in catalog.items():
+            if not translated or translated == name or name not in codes_named:
+                continue
+            for code in codes_named[name]:
+                table = per_country[code.split("-", 1)[0]]
+                for text, _offset in _variants(translated):
+                    _add(table, text, code, _TIER_VARIANT, "name")
+    for country, alias, code in _data_rows("state_aliases.csv"):
+        _add(per_country.setdefault(country, {}), alias, code, _TIER_EXACT - 1, "alias")
+    anywhere: dict[str, tuple[int, set[str]]] = {}
+    for country, table in per_country.items():
+        resolved: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for key, (tier, codes, how) in table.items():
+            if len(codes) > 1:
+                resolved[key] = (how, _without_ancestors(codes, t.parent))
+            else:
+                resolved[key] = (how, tuple(codes))
+            current = anywhere.get(key)
+            if current is None or tier < current[0]:
+                anywhere[key] = (tier, set(codes))
+            elif tier == current[0]:
+                current[1].update(codes)
+        t.by_country[country] = resolved
+    t.anywhere = {
+        k: _without_ancestors(codes, t.parent) if len(codes) > 1 else tuple(codes)
+        for k, (_tier, codes) in anywhere.items()
+    }
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+_QID_RE = re.compile(r"[Qq][1-9][0-9]{0,11}")
+_STATE_CODE_RE = re.compile(r"([A-Za-z]{2})\s*[-_ ]\s*([A-Za-z0-9]{1,3})")
+_STATE_SUFFIX_RE = re.compile(r"[A-Za-z0-9]{1,3}")
+
+
+def country_name(alpha2: str) -> str:
+    """The English (common) name of a country code, or the code itself when it is not known."""
+    return _countries().display.get(alpha2.upper(), alpha2)
+
+
+def state_name(code: str) -> str:
+    """The ISO name of a subdivision code ("ES-GI" -> "Girona"), or the code itself when unknown."""
+    return _states().display.get(code.upper(), code)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def resolve_country(text: str) -> Resolution:
+    """Resolve any text to an ISO 3166-1 alpha-2 code, or say why not; never raises."""
+    stripped = text.strip()
+    if not stripped:
+        return Resolution(None, "empty")
+    t = _countries()
+    if _QID_RE.fullmatch(stripped):
+        alpha2 = t.wikidata.get(stripped.upper())
+        return Resolution(alpha2, "wikidata") if alpha2 else Resolution(None, "unknown")
+    key = fold_text(stripped)
+    compact = key.replace(" ", "").upper()
+    if compact.isdigit() and len(compact) <= 3:
+        # Spreadsheets drop the leading zeros of "040".
+        alpha2 = t.numeric.get(compact.zfill(3))
+        if alpha2:
+            return Resolution(alpha2, "code")
+    elif len(compact) == 2 and compact in t.alpha2:
+        return Resolution(t.alpha2[compact], "code")
+    elif len(compact) == 3 and compact in t.alpha3:
+        return Resolution(t.alpha3[compact], "code")
+    found = t.names.get(key)
+    if found is not None:
+        how, codes = found
+        if len(codes) == 1 and how != "ambiguous":
+            return Resolution(codes[0], how)
+        return Resolution(None, "ambiguous", candidates=codes)
+    return Resolution(None, "unknown", suggestion=_suggest_country(key))
+
+
+def _suggest_country(key: str) -> str | None:
+    """A close known country for a misspelt name, as "ES (Spain)", or None."""
+    if not (_FUZZY_MIN_LEN <= len(key) <= _FUZZY_MAX_LEN) or not key.isascii():
+        return None
+    t = _countries()
+    best = process.extractOne(key, t.fuzzy_keys, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+    if best is None:
+        return None
+    alpha2 = t.fuzzy_codes[best[2]]
+    return f"{alpha2} ({country_name(alpha2)})"
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def resolve_state(text: str, country: str | None) -> Resolution:
+    """Resolve a state to an ISO 3166-2 code within ``country`` (alpha-2, or None for any country).
+
+    A WikiData ID is passed through (status "wikidata", value = the ID); a state that only exists
+    in other countries gives "wrong_country" with those codes; never raises.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return Resolution(None, "empty")
+    if _QID_RE.fullmatch(stripped):
+        return Resolution(stripped.upper(), "wikidata")
+    t = _states()
+    cc = country.strip().upper() if country else None
+    m = _STATE_CODE_RE.fullmatch(stripped)
+    if m:
+        code = t.codes.get(f"{m.group(1)}-{m.group(2)}".upper())
+        if code is not None:
+            if cc is None or code.startswith(f"{cc}-"):
+                return Resolution(code, "code")
+            return Resolution(None, "wrong_country", candidates=(code,))
+    if cc is not None and _STATE_SUFFIX_RE.fullmatch(stripped):
+        code = t.codes.get(f"{cc}-{stripped.upper()}")
+        if code is not None and code.startswith(f"{cc}-"):
+            return Resolution(code, "code")
+    key = fold_text(stripped)
+    if cc is not None:
+        found = t.by_country.get(cc, {}).get(key)
+        if found is not None:
+            how, codes = found
+            if len(codes) == 1:
+                return Resolution(codes[0], how)
+            return Resolution(None, "ambiguous", candidates=codes)
+        elsewhere = t.anywhere.get(key)
+        if elsewhere:
+            return Resolution(None, "wrong_country", candidates=elsewhere)
+        return Resolution(None, "unknown", suggestion=_suggest_state(key, cc))
+    everywhere = t.anywhere.get(key)
+    if everywhere:
+        if len(everywhere) == 1:
+            code = everywhere[0]
+            how = t.by_country[code.split("-", 1)[0]].get(key, ("name", ()))[0]
+            return Resolution(code, how)
+        return Resolution(None, "ambiguous", candidates=everywhere)
+    return Resolution(None, "unknown")
+
+
+def _suggest_state(key: str, country: str) -> str | None:
+    """A close known state of ``country`` for a misspelt name, as "ES-GI (Girona)", or None."""
+    if not (_FUZZY_MIN_LEN <= len(key) <= _FUZZY_MAX_LEN):
+        return None
+    table = _states().by_country.get(country)
+    if not table:
+        return None
+    keys = [k for k, (_how, codes) in table.items() if len(codes) == 1]
+    best = process.extractOne(key, keys, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+    if best is None:
+        return None
+    code = table[best[0]][1][0]
+    return f"{code} ({state_name(code)})"

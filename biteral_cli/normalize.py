@@ -1,0 +1,722 @@
+"""Value normalization: turns the raw fields of one row into the JSON payload of ``POST /customers``.
+
+Every per-value rule (country, state, city, gender, isActive, yearBorn) is a pure function of the
+text, cached per distinct value, so a million rows with a few hundred distinct values cost little
+more than the dictionary look-ups. Nothing here raises on bad data: problems become warnings (the
+field is sent as written or left out) or errors (the row is rejected).
+
+Metadata merge rule: the keys of a JSON ``metadata`` column come first, and explicit
+``metadata.x`` / extra columns override a key of the same name.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from biteral_cli.errors import UsageError
+from biteral_cli.locations import country_name, fold_text, resolve_country, resolve_state, state_name
+from biteral_cli.records import Extracted, Issue, Prepared, SourceRow
+
+__all__ = ["NormalizeOptions", "Normalizer"]
+
+_CACHE_SIZE = 65536
+_MIN_YEAR = 1900
+_SHOW_CHARS = 60  # how much of a bad value a message quotes
+
+
+@dataclass(frozen=True, kw_only=True)
+class NormalizeOptions:
+    """How values are normalized: strictness, empty cells, limits."""
+
+    strict: bool = False
+    """Turn every field warning (unknown country, bad year...) into a rejected row."""
+    empty_as_null: bool = False
+    """Send empty cells as ``null`` (which clears the field in Biteral) instead of leaving them out."""
+    max_code_length: int = 255
+    max_metadata_chars: int = 60000
+    this_year: int | None = None
+    """Latest plausible birth year; None means the current year."""
+
+    def __post_init__(self) -> None:
+        if self.max_code_length < 1:
+            raise UsageError(f"max_code_length must be at least 1, not {self.max_code_length}")
+        if self.max_metadata_chars < 2:
+            raise UsageError(f"max_metadata_chars must be at least 2, not {self.max_metadata_chars}")
+        if self.this_year is not None and not _MIN_YEAR <= self.this_year <= 9999:
+            raise UsageError(f"this_year must be between {_MIN_YEAR} and 9999, not {self.this_year}")
+
+
+class _Marker:
+    """A named sentinel."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_EMPTY = _Marker("EMPTY")  # blank cell: left out, or null with empty_as_null
+_DROP = _Marker("DROP")  # unusable value: not sent, a warning says why
+_AMBIGUOUS_M = _Marker("AMBIGUOUS_M")  # bare "M": male or mujer, decided per column
+
+#: (value to send or a marker, message or None)
+_Outcome = tuple[Any, str | None]
+
+
+def _show(text: str) -> str:
+    """Quote a raw value for a message, shortened when it is long."""
+    if len(text) > _SHOW_CHARS:
+        text = text[:_SHOW_CHARS] + "…"
+    return repr(text)
+
+
+def _finish(problem: str, kept: bool, strict: bool, hint: str = "") -> str:
+    """A person-readable message: what is wrong, what happened to the value, and a hint."""
+    if strict:
+        return f"{problem}{hint}"
+    return f"{problem}; {'sent as written' if kept else 'not sent'}{hint}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Text conversion
+
+_INTEGRAL_RE = re.compile(r"[+-]?\d+(?:\.0*)?")
+
+
+def _as_text(value: Any) -> str | None:
+    """The text of a raw cell value, or None for values that have no sensible text (dict, list)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return None
+
+
+def _is_empty(value: Any) -> bool:
+    """True for a blank cell: None, or text that is empty or only whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _words(text: str) -> frozenset[str]:
+    """The space-separated words of a table written as one string."""
+    return frozenset(text.split())
+
+
+# ---------------------------------------------------------------------------------------------
+# code
+
+
+def _normalize_code(value: Any, max_length: int) -> tuple[str | None, str | None]:
+    """(code, None) for a usable code, else (code or None, error message)."""
+    if value is None:
+        return None, "code is missing"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None, f"code must be text, not {type(value).__name__}"
+    text = (_as_text(value) or "").strip()
+    # Spreadsheets export text-formatted cells with a leading apostrophe ('00123).
+    if text.startswith("'"):
+        text = text[1:].strip()
+    if not text:
+        return None, "code is empty"
+    if len(text) > max_length:
+        return text, f"code is {len(text)} characters long; at most {max_length} are allowed"
+    return text, None
+
+
+# ---------------------------------------------------------------------------------------------
+# isActive
+
+_TRUE_WORDS = _words(
+    "true t yes y 1 si s sim oui ja j vero active activo activa ativo ativa actif actifs aktiv "
+    "attivo attiva enabled enable on alta"
+)
+_FALSE_WORDS = _words(
+    "false f no n 0 non nein nao falso falsa faux falsch inactive inactivo inactiva inativo "
+    "inativa inactif inaktiv inattivo inattiva disabled disable off baja"
+)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _bool_outcome(text: str, strict: bool) -> _Outcome:
+    """isActive from text: true/false, yes/no, sí/no, 1/0, activo/inactivo and the like."""
+    stripped = text.strip()
+    if not stripped:
+        return _EMPTY, None
+    if _INTEGRAL_RE.fullmatch(stripped):
+        number = int(stripped.split(".", 1)[0])
+        if number in (0, 1):
+            return bool(number), None
+    else:
+        key = fold_text(stripped)
+        if key in _TRUE_WORDS:
+            return True, None
+        if key in _FALSE_WORDS:
+            return False, None
+    problem = f"isActive {_show(stripped)} is not a yes/no value"
+    return _DROP, _finish(problem, False, strict, " (use true/false, yes/no, sí/no, 1/0)")
+
+
+# ---------------------------------------------------------------------------------------------
+# gender
+
+_UNKNOWN, _MALE, _FEMALE, _OTHER = 0, 1, 2, 3
+#: Folded word or phrase (see fold_text) -> gender code. "m" is not here: see _decide_m.
+_GENDER_WORDS: dict[str, int] = {
+    **dict.fromkeys(
+        _words(
+            "male man men masculine masc hombre varon masculino masculina homem homme masculin mann "
+            "mannlich maennlich maschio maschile uomo h v"
+        ),
+        _MALE,
+    ),
+    **dict.fromkeys(
+        _words(
+            "female woman women feminine fem mujer femenino femenina feminino feminina mulher femme "
+            "feminin frau weiblich femmina femminile donna f w"
+        ),
+        _FEMALE,
+    ),
+    **dict.fromkeys(
+        (
+            *_words("other otro otra otros outro outra autre andere anderes divers diverse altro"),
+            *_words("altra d x nonbinary genderqueer"),
+            *("non binary", "no binario", "nao binario", "non binaire", "nicht binar"),
+            "non binario",
+        ),
+        _OTHER,
+    ),
+    **dict.fromkeys(
+        (
+            *_words("unknown u desconocido desconocida desconhecido inconnu unbekannt sconosciuto"),
+            *("unspecified", "na", "not specified", "no especificado", "prefer not to say"),
+            *("n a", "ns nc"),
+        ),
+        _UNKNOWN,
+    ),
+}
+
+# Letters in a gender column that tell which language its "M" is in.
+_SPANISH_M_HINTS = frozenset({"h", "v", "hombre", "varon"})  # with H/V (hombre/varón), M = mujer
+_MALE_M_HINTS = frozenset({"f", "w"})  # with F (female/femme/femenino) or W (weiblich), M = male
+_HEADER_LANGUAGES: dict[str, str] = {
+    "sexo": "es",
+    "genero": "es",
+    "gender": "en",
+    "sex": "en",
+    "geschlecht": "de",
+    "sexe": "fr",
+    "genre": "fr",
+    "sesso": "it",
+    "genere": "it",
+}
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _gender_outcome(text: str, strict: bool) -> _Outcome:
+    """gender from text: 0-3 or a word in en/es/pt/fr/de/it; a bare M is left to the column."""
+    stripped = text.strip()
+    if not stripped:
+        return _EMPTY, None
+    if _INTEGRAL_RE.fullmatch(stripped):
+        number = int(stripped.split(".", 1)[0])
+        if 0 <= number <= 3:
+            return number, None
+    else:
+        key = fold_text(stripped)
+        if key == "m":
+            return _AMBIGUOUS_M, None
+        code = _GENDER_WORDS.get(key)
+        if code is not None:
+            return code, None
+    problem = f"gender {_show(stripped)} is not a known gender"
+    return _DROP, _finish(problem, False, strict, " (use 0-3, male/female/other/unknown or M/F/H)")
+
+
+def _decide_m(header: str | None, sample: Sequence[Any]) -> int | None:
+    """What a bare "M" means in this column (1 male, 2 female), or None when it cannot be told."""
+    keys = set()
+    for value in sample:
+        text = _as_text(value)
+        if text is not None and len(text) <= 40:
+            keys.add(fold_text(text))
+    spanish, male = bool(keys & _SPANISH_M_HINTS), bool(keys & _MALE_M_HINTS)
+    if spanish != male:
+        return _FEMALE if spanish else _MALE
+    languages = {
+        _HEADER_LANGUAGES[word]
+        for word in re.split(r"[\W_]+", fold_text(header or ""))
+        if word in _HEADER_LANGUAGES
+    }
+    if len(languages) == 1:
+        return _FEMALE if languages == {"es"} else _MALE
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# yearBorn
+
+_MONTHS: dict[str, int] = {}
+for _number, _names in enumerate(
+    (
+        "january jan enero ene janeiro janvier janv januar janner jänner gennaio gen",
+        "february feb febrero fevereiro fev fevrier fevr februar febbraio",
+        "march mar marzo marco mars marz maerz",
+        "april apr abril abr avril avr aprile",
+        "may mayo maio mai maggio mag",
+        "june jun junio junho juin juni giugno giu",
+        "july jul julio julho juillet juil juli luglio lug",
+        "august aug agosto ago aout",
+        "september sep sept septiembre setiembre set setembro septembre settembre",
+        "october oct octubre outubro out octobre oktober okt ottobre ott",
+        "november nov noviembre novembro novembre",
+        "december dec diciembre dic dezembro dez decembre dezember dicembre",
+    ),
+    start=1,
+):
+    for _name in _names.split():
+        _MONTHS[fold_text(_name)] = _number
+_DATE_FILLER = _words(
+    "de del of the th st nd rd le der den am el di do da du a o e y "
+    "monday tuesday wednesday thursday friday saturday sunday mon tue wed thu fri sat sun "
+    "lunes martes miercoles jueves viernes sabado domingo "
+    "lundi mardi mercredi jeudi vendredi samedi dimanche "
+    "montag dienstag mittwoch donnerstag freitag samstag sonntag "
+    "lunedi martedi mercoledi giovedi venerdi sabato domenica "
+    "segunda terca quarta quinta sexta feira"
+)
+_SERIAL_RE = re.compile(r"(\d{5,7})(?:\.\d+)?")
+_COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_TIME_RE = re.compile(
+    r"[T\s]*\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[ap]\.?\s?m\.?)?\s*(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT)?$",
+    re.IGNORECASE,
+)
+_YMD_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
+_XYY_RE = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})")
+_YM_RE = re.compile(r"(\d{4})[-/.](\d{1,2})")
+_MY_RE = re.compile(r"(\d{1,2})[-/.](\d{4})")
+_TOKEN_RE = re.compile(r"\d+|[^\W\d_]+")
+_EXCEL_EPOCH = dt.date(1899, 12, 30).toordinal()
+
+
+def _valid_day(year: int, month: int, day: int) -> bool:
+    """True when day/month exist in that year (any year outside 1..9999 is checked as 2000)."""
+    if not (1 <= month <= 12 and day >= 1):
+        return False
+    check_year = year if 1 <= year <= 9999 else 2000
+    return day <= calendar.monthrange(check_year, month)[1]
+
+
+def _full_year(year_text: str, this_year: int) -> int:
+    """A 4-digit year from 2 or 4 digits; a 2-digit year is the latest one not in the future."""
+    year = int(year_text)
+    if len(year_text) == 2:
+        year += 2000 if year <= this_year % 100 else 1900
+    return year
+
+
+def _year_of(text: str, this_year: int) -> int | None:
+    """The year a text denotes (a year, a date in a common format, an Excel serial), or None."""
+    if _INTEGRAL_RE.fullmatch(text):
+        digits = text.split(".", 1)[0]
+        if len(digits.lstrip("+-")) <= 4 or digits.startswith("-"):
+            return int(digits)
+    serial = _SERIAL_RE.fullmatch(text)
+    if serial:
+        try:
+            return dt.date.fromordinal(_EXCEL_EPOCH + int(serial.group(1))).year
+        except (ValueError, OverflowError):
+            return None
+    m = _COMPACT_DATE_RE.fullmatch(text)
+    if m:
+        year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        return year if _valid_day(year, month, day) else None
+    text = _TIME_RE.sub("", text).strip()
+    m = _YMD_RE.fullmatch(text)
+    if m:
+        year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        return year if _valid_day(year, month, day) else None
+    m = _XYY_RE.fullmatch(text)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        year = _full_year(m.group(3), this_year)
+        # Only the year is needed: either day/month order will do, as long as one is a real date.
+        return year if _valid_day(year, b, a) or _valid_day(year, a, b) else None
+    m = _YM_RE.fullmatch(text) or _MY_RE.fullmatch(text)
+    if m:
+        first, second = m.group(1), m.group(2)
+        year, month = (int(first), int(second)) if len(first) == 4 else (int(second), int(first))
+        return year if 1 <= month <= 12 else None
+    return _year_of_words(text, this_year)
+
+
+def _year_of_words(text: str, this_year: int) -> int | None:
+    """The year of a date written with a month name ("May 17, 1990", "17 de mayo de 1990")."""
+    months: list[int] = []
+    numbers: list[str] = []
+    for token in _TOKEN_RE.findall(fold_text(text)):
+        if token.isdigit():
+            numbers.append(token)
+        elif token in _MONTHS:
+            months.append(_MONTHS[token])
+        elif token not in _DATE_FILLER:
+            return None
+    if len(months) != 1 or not numbers or len(numbers) > 2:
+        return None
+    long_numbers = [n for n in numbers if len(n) == 4]
+    if len(long_numbers) == 1:
+        year_text = long_numbers[0]
+        days = [n for n in numbers if n is not year_text]
+    elif len(numbers) == 2 and all(len(n) <= 2 for n in numbers):
+        days, year_text = [numbers[0]], numbers[1]  # "17-May-90"
+    else:
+        return None
+    year = _full_year(year_text, this_year)
+    if days and (len(days[0]) > 2 or not _valid_day(year, months[0], int(days[0]))):
+        return None
+    return year
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _year_outcome(text: str, this_year: int, strict: bool) -> _Outcome:
+    """yearBorn from text: a plausible year, else a warning and nothing sent."""
+    stripped = text.strip()
+    if not stripped:
+        return _EMPTY, None
+    year = None if len(stripped) > 64 else _year_of(stripped, this_year)
+    if year is None:
+        problem = f"yearBorn {_show(stripped)} is not a valid year or date"
+        return _DROP, _finish(problem, False, strict)
+    if not _MIN_YEAR <= year <= this_year:
+        problem = (
+            f"yearBorn {_show(stripped)} is not a plausible birth year ({_MIN_YEAR}-{this_year})"
+            if str(year) == stripped.split(".", 1)[0].lstrip("+")
+            else f"yearBorn {_show(stripped)} gives the year {year}, outside {_MIN_YEAR}-{this_year}"
+        )
+        return _DROP, _finish(problem, False, strict)
+    return year, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Locations
+
+
+def _country_list(codes: Sequence[str]) -> str:
+    """'CG (Congo) or CD (Congo, The Democratic Republic of the)'."""
+    shown = [f"{c} ({country_name(c)})" for c in codes[:6]]
+    return ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else "".join(shown)
+
+
+def _state_list(codes: Sequence[str]) -> str:
+    """'ES-GR (Granada) or NI-GR (Granada)'."""
+    shown = [f"{c} ({state_name(c)})" for c in codes[:6]]
+    return ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else "".join(shown)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _country_outcome(text: str, strict: bool) -> tuple[Any, str | None, str | None]:
+    """(value to send or a marker, resolved alpha-2 or None, message or None)."""
+    stripped = text.strip()
+    if not stripped:
+        return _EMPTY, None, None
+    res = resolve_country(stripped)
+    if res.value is not None:
+        return res.value, res.value, None
+    shown = _show(stripped)
+    if res.status == "ambiguous":
+        problem = f"country {shown} is ambiguous: it could be {_country_list(res.candidates)}"
+        return stripped, None, _finish(problem, True, strict)
+    if stripped[:1] in "Qq" and stripped[1:].isdigit():
+        problem = f"country {shown} is a WikiData ID this tool does not know"
+        return stripped, None, _finish(problem, True, strict, " (the API resolves WikiData IDs)")
+    hint = f" (did you mean {res.suggestion}?)" if res.suggestion else ""
+    return stripped, None, _finish(f"country {shown} is not a known country", True, strict, hint)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _state_outcome(text: str, country: str | None, strict: bool) -> _Outcome:
+    """state within the resolved country: an ISO 3166-2 code, or the text with a warning."""
+    stripped = text.strip()
+    if not stripped:
+        return _EMPTY, None
+    res = resolve_state(stripped, country)
+    if res.value is not None:
+        return res.value, None
+    shown = _show(stripped)
+    where = f"country {country} ({country_name(country)})" if country else "any country"
+    if res.status == "wrong_country":
+        problem = (
+            f"state {shown} does not belong to {where}: it is {_state_list(res.candidates)}"
+        )
+    elif res.status == "ambiguous":
+        scope = f"in {where}" if country else "without a country"
+        problem = f"state {shown} is ambiguous {scope}: it could be {_state_list(res.candidates)}"
+    elif country is None and len(stripped) <= 3:
+        problem = f"state {shown} looks like a code, and there is no known country to check it in"
+    else:
+        problem = f"state {shown} is not a known state of {where}"
+    hint = f" (did you mean {res.suggestion}?)" if res.suggestion else ""
+    return stripped, _finish(problem, True, strict, hint)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _city_outcome(text: str) -> Any:
+    """city: trimmed, inner whitespace collapsed; WikiData IDs kept as they are."""
+    collapsed = " ".join(text.split())
+    return collapsed if collapsed else _EMPTY
+
+
+# ---------------------------------------------------------------------------------------------
+# metadata
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-serializable form of a metadata value read from a cell (dates become ISO text)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _reject_constant(name: str) -> Any:
+    """json.loads hook: NaN and Infinity are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _metadata(extracted: Extracted, options: NormalizeOptions) -> tuple[Any, str | None]:
+    """(merged metadata object, or the _EMPTY / _DROP marker; error message or None)."""
+    raw = extracted.metadata_json
+    base: dict[str, Any] = {}
+    given = False
+    if isinstance(raw, str):
+        if raw.strip():
+            try:
+                parsed = json.loads(raw, parse_constant=_reject_constant)
+            except (ValueError, RecursionError) as exc:
+                return _DROP, f"metadata is not valid JSON ({_short_error(exc)})"
+            if not isinstance(parsed, dict):
+                return _DROP, f"metadata must be a JSON object, not {_json_kind(parsed)}"
+            base, given = parsed, True
+    elif isinstance(raw, dict):
+        base, given = _jsonable(raw), True
+    elif raw is not None:
+        return _DROP, f"metadata must be a JSON object, not {_json_kind(raw)}"
+    if extracted.metadata_extra:
+        base = {**base, **{str(k): _jsonable(v) for k, v in extracted.metadata_extra.items()}}
+        given = True
+    if not given:
+        return _EMPTY, None
+    try:
+        size = len(json.dumps(base, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+    except (ValueError, TypeError, RecursionError) as exc:
+        return _DROP, f"metadata cannot be written as JSON ({_short_error(exc)})"
+    if size > options.max_metadata_chars:
+        return _DROP, (
+            f"metadata is {size} characters of JSON; at most {options.max_metadata_chars} "
+            "are allowed"
+        )
+    return base, None
+
+
+def _short_error(exc: BaseException) -> str:
+    """The first line of an exception message, bounded."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# The row normalizer
+
+
+class Normalizer:
+    """Normalizes rows of one input: per-column decisions are taken once, values cached."""
+
+    def __init__(
+        self,
+        options: NormalizeOptions,
+        *,
+        gender_header: str | None = None,
+        gender_sample: Sequence[Any] = (),
+    ) -> None:
+        """Decide, once for the column, whether a bare "M" means male or mujer."""
+        self.options = options
+        self._strict = options.strict
+        self._null_empty = options.empty_as_null
+        self._this_year = options.this_year or dt.date.today().year
+        self._m_gender = _decide_m(gender_header, gender_sample)
+        problem = (
+            "gender 'M' is ambiguous (male in English, mujer in Spanish) and neither the column "
+            "header nor its other values tell which"
+        )
+        self._m_message = _finish(problem, False, self._strict, " (use 1/2, male/female or H/M)")
+
+    @property
+    def m_gender(self) -> int | None:
+        """What a bare "M" in the gender column is taken to mean: 1, 2, or None (undecided)."""
+        return self._m_gender
+
+    def prepare(self, row: SourceRow, extracted: Extracted) -> Prepared:
+        """Normalize one row: a Prepared with a payload (JSON-ready dict, fields in FIELDS order)
+        or errors; warnings either way."""
+        fields = extracted.fields
+        if row.error is not None:
+            code, _problem = _normalize_code(fields.get("code"), self.options.max_code_length)
+            return Prepared(row, None, code, [Issue("", row.error)], [], "read")
+        strict = self._strict
+        errors: list[Issue] = []
+        warnings: list[Issue] = []
+        problems = errors if strict else warnings
+        payload: dict[str, Any] = {}
+
+        code, problem = _normalize_code(fields.get("code"), self.options.max_code_length)
+        if problem is not None:
+            errors.append(Issue("code", problem))
+        else:
+            payload["code"] = code
+
+        if "isActive" in fields:
+            value = fields["isActive"]
+            if isinstance(value, bool):
+                payload["isActive"] = value
+            else:
+                text = _as_text(value) if value is not None else ""
+                if text is None:
+                    outcome, message = _DROP, _finish(
+                        f"isActive must be a yes/no value, not {_json_kind(value)}", False, strict
+                    )
+                else:
+                    outcome, message = _bool_outcome(text, strict)
+                self._put(payload, problems, "isActive", outcome, message)
+
+        country: str | None = None
+        if "country" in fields:
+            value = fields["country"]
+            text = _as_text(value) if value is not None else ""
+            if text is None:
+                outcome, message = _DROP, _finish(
+                    f"country must be text, not {_json_kind(value)}", False, strict
+                )
+            else:
+                outcome, country, message = _country_outcome(text, strict)
+            self._put(payload, problems, "country", outcome, message)
+
+        if "state" in fields:
+            value = fields["state"]
+            text = _as_text(value) if value is not None else ""
+            if text is None:
+                outcome, message = _DROP, _finish(
+                    f"state must be text, not {_json_kind(value)}", False, strict
+                )
+            else:
+                outcome, message = _state_outcome(text, country, strict)
+            self._put(payload, problems, "state", outcome, message)
+
+        if "city" in fields:
+            value = fields["city"]
+            text = _as_text(value) if value is not None else ""
+            if text is None:
+                outcome, message = _DROP, _finish(
+                    f"city must be text, not {_json_kind(value)}", False, strict
+                )
+            else:
+                outcome, message = _city_outcome(text), None
+            self._put(payload, problems, "city", outcome, message)
+
+        if "yearBorn" in fields:
+            value = fields["yearBorn"]
+            if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
+                value = str(value.year)
+            text = _as_text(value) if value is not None else ""
+            if text is None or isinstance(value, bool):
+                outcome, message = _DROP, _finish(
+                    f"yearBorn must be a year, not {_json_kind(value)}", False, strict
+                )
+            else:
+                outcome, message = _year_outcome(text, self._this_year, strict)
+            self._put(payload, problems, "yearBorn", outcome, message)
+
+        if "gender" in fields:
+            value = fields["gender"]
+            text = _as_text(value) if value is not None else ""
+            if text is None or isinstance(value, bool):
+                outcome, message = _DROP, _finish(
+                    f"gender must be 0-3 or a word, not {_json_kind(value)}", False, strict
+                )
+            else:
+                outcome, message = _gender_outcome(text, strict)
+                if outcome is _AMBIGUOUS_M:
+                    outcome = self._m_gender
+                    if outcome is None:
+                        outcome, message = _DROP, self._m_message
+            self._put(payload, problems, "gender", outcome, message)
+
+        if extracted.metadata_json is not None or extracted.metadata_extra:
+            outcome, message = _metadata(extracted, self.options)
+            if outcome is _DROP:
+                errors.append(Issue("metadata", message or "metadata is invalid"))
+            elif outcome is _EMPTY:
+                if self._null_empty:
+                    payload["metadata"] = None
+            else:
+                payload["metadata"] = outcome
+
+        if errors:
+            return Prepared(row, None, code, errors, warnings)
+        return Prepared(row, payload, code, errors, warnings)
+
+    def _put(
+        self,
+        payload: dict[str, Any],
+        problems: list[Issue],
+        name: str,
+        outcome: Any,
+        message: str | None,
+    ) -> None:
+        """Apply one field's outcome to the payload and record its message."""
+        if message is not None:
+            problems.append(Issue(name, message))
+        if outcome is _EMPTY:
+            if self._null_empty:
+                payload[name] = None
+        elif outcome is not _DROP:
+            payload[name] = outcome

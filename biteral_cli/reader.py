@@ -1,0 +1,918 @@
+"""Read customer exports (CSV/TSV, JSON Lines, JSON, Excel, gzip, stdin) into SourceRows, streamed.
+
+Reading never changes a value: every CSV/Excel cell is text exactly as written (``""`` when empty),
+JSON values keep their JSON types, and nothing is guessed. Text inputs are decoded strictly and
+parsed in chunks, so memory stays flat whatever the file size; Excel holds one sheet at a time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import python_calamine
+
+from .encodings import (
+    ByteStream,
+    canonical_encoding,
+    decode_error_message,
+    detect_encoding,
+    looks_binary,
+    read_block,
+)
+from .errors import InputError, UsageError
+from .records import SourceRow
+
+FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "json", "xlsx", "xls", "ods")
+TEXT_FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "json")
+EXCEL_FORMATS: tuple[str, ...] = ("xlsx", "xls", "ods")
+
+#: File name extension (after removing ``.gz``) -> format.
+EXTENSIONS: dict[str, str] = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".xls": "xls",
+    ".ods": "ods",
+}
+#: Delimiters the CSV sniffer chooses among, in order of preference on a tie.
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+_DELIMITER_WORDS = {
+    "tab": "\t",
+    "\\t": "\t",
+    "comma": ",",
+    "semicolon": ";",
+    "pipe": "|",
+}
+
+PEEK_BYTES = 1 << 20
+"""Size of the first block used to detect format, encoding and delimiter."""
+MAX_FIELD_CHARS = 32 << 20
+"""Largest CSV cell accepted; far above real data, it stops an open quote from eating the file."""
+MAX_JSON_VALUE_CHARS = 64 << 20
+"""Largest single element of a JSON array that is held in memory."""
+HEADER_PEEK_RECORDS = 1000
+"""How many JSON records are read ahead to learn the header names."""
+_JSON_CHUNK_CHARS = 1 << 20
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ODS_MIMETYPE = b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet"
+_MARKUP_STARTS = (b"<!doctype html", b"<html", b"<table", b"<?xml", b"<head", b"<body")
+_JSON_WS = re.compile(r"[ \t\r\n]*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadOptions:
+    """How to read inputs; every ``None`` means detect it from the file."""
+
+    format: str | None = None
+    """One of FORMATS; overrides detection from the extension and the content."""
+    delimiter: str | None = None
+    """One character, or ``tab`` / ``\\t`` (also ``comma``, ``semicolon``, ``pipe``)."""
+    encoding: str | None = None
+    """Any Python text codec name; bytes invalid in it are an error, never replaced."""
+    sheet: str | None = None
+    """Excel sheet name, or its 0-based index as text (a sheet named like a number wins)."""
+
+    def __post_init__(self) -> None:
+        if self.format is not None:
+            fmt = self.format.strip().lower().removeprefix(".")
+            if fmt not in FORMATS:
+                raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got {self.format!r}")
+            object.__setattr__(self, "format", fmt)
+        if self.delimiter is not None:
+            delimiter = _DELIMITER_WORDS.get(self.delimiter.lower(), self.delimiter)
+            if len(delimiter) != 1 or delimiter in '"\r\n':
+                raise UsageError(
+                    "--delimiter must be one character (or 'tab') other than a quote or a line "
+                    f"break; got {self.delimiter!r}"
+                )
+            object.__setattr__(self, "delimiter", delimiter)
+        if self.encoding is not None:
+            try:
+                encoding = canonical_encoding(self.encoding.strip())
+            except LookupError:
+                raise UsageError(f"--encoding: unknown text encoding {self.encoding!r}") from None
+            object.__setattr__(self, "encoding", encoding)
+        if self.sheet is not None and not self.sheet.strip():
+            raise UsageError("--sheet must be a sheet name or a 0-based sheet index")
+
+
+class Source:
+    """One opened input: what was detected about it, its header names and its lazy rows.
+
+    ``SourceRow.row`` is, for CSV/TSV, the 1-based physical line where the record starts (the
+    header is line 1); for JSON Lines the line number; for a JSON array the 1-based index of the
+    element in the array; for Excel the sheet row number (the header row is 1 when it is the
+    sheet's first row). ``notes`` holds one-line remarks worth showing the user, such as a file
+    read by its content rather than its extension.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        format: str,
+        encoding: str | None,
+        delimiter: str | None,
+        headers: list[str],
+        rows: Iterator[SourceRow],
+        closers: list[Callable[[], object]],
+        notes: list[str],
+    ) -> None:
+        self.name = name
+        self.format = format
+        self.encoding = encoding
+        self.delimiter = delimiter
+        self.headers = headers
+        self.notes = notes
+        self._rows = rows
+        self._closers = closers
+        self._started = False
+
+    def rows(self) -> Iterator[SourceRow]:
+        """Yield every record once, lazily, in file order; raise InputError if the file breaks."""
+        if self._started:
+            raise RuntimeError(f"rows() of {self.name} can be iterated only once")
+        self._started = True
+        return self._rows
+
+    def close(self) -> None:
+        """Release every file handle and workbook this source holds; safe to call twice."""
+        _close_all(self._closers)
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Source(name={self.name!r}, format={self.format!r}, encoding={self.encoding!r}, "
+            f"delimiter={self.delimiter!r}, headers={len(self.headers)})"
+        )
+
+
+def open_source(path: str, options: ReadOptions, *, stdin: BinaryIO | None = None) -> Source:
+    """Open one input (a path or "-"), detect its format/encoding/delimiter, read its header;
+    raise InputError with one clear line.
+
+    Detection: ``--format`` wins; otherwise the extension (``.gz`` removed) decides, except that
+    content overrides a wrong extension between text and spreadsheet (an ``.xlsx`` that is really
+    CSV is read as CSV, a ``.csv`` that is really a workbook as a workbook), with a note. Standard
+    input is always recognised by content. A JSON document that is an object rather than an array
+    is read as the list held by its first member whose value is an array of objects (such as
+    ``{"customers": [...]}``; other members are ignored); an object with no such member is an
+    error. A ``.json`` file holding one object per line is read as JSON Lines.
+    """
+    display = "standard input" if path == "-" else path
+    closers: list[Callable[[], object]] = []
+    try:
+        return _open(path, display, options, stdin, closers)
+    except BaseException:
+        _close_all(closers)
+        raise
+
+
+def content_hash(path: str) -> str:
+    """sha256 hex of the file's bytes, read in chunks (used by --resume)."""
+    if path == "-":
+        raise InputError("standard input cannot be hashed; --resume needs a file")
+    handle = _open_file(path, path)
+    digest = hashlib.sha256()
+    with handle:
+        while True:
+            chunk = read_block(handle, 1 << 20, display=path)
+            if not chunk:
+                return digest.hexdigest()
+            digest.update(chunk)
+
+
+# --------------------------------------------------------------------------------------------
+# Opening and detection
+
+
+def _open(
+    path: str,
+    display: str,
+    options: ReadOptions,
+    stdin: BinaryIO | None,
+    closers: list[Callable[[], object]],
+) -> Source:
+    notes: list[str] = []
+    if path == "-":
+        raw: BinaryIO = stdin if stdin is not None else sys.stdin.buffer
+        by_name: str | None = None
+        extension = ""
+    else:
+        raw = _open_file(path, display)
+        closers.append(raw.close)
+        by_name, extension = _format_from_name(path)
+
+    head = read_block(raw, PEEK_BYTES, display=display)
+    stream: BinaryIO = raw
+    compressed = head.startswith(_GZIP_MAGIC)
+    if compressed:
+        prefixed = ByteStream(head, raw, display=display, close_source=False)
+        gz = gzip.GzipFile(fileobj=prefixed, mode="rb")
+        closers.append(gz.close)
+        stream = gz  # type: ignore[assignment]
+        head = read_block(gz, PEEK_BYTES, display=display)
+    if not head:
+        raise InputError(f"{display}: the file is empty")
+    at_eof = len(head) < PEEK_BYTES
+
+    container = _container_format(head)
+    fmt: str | None
+    if options.format is not None:
+        fmt = options.format
+    elif path == "-":
+        fmt = container  # None: a text format, decided once the text is decoded
+    elif by_name is None:
+        shown = extension or "no extension"
+        raise InputError(f"{display}: unknown file type ({shown}); pass --format ({', '.join(FORMATS)})")
+    elif by_name in EXCEL_FORMATS and container is None:
+        if _looks_like_markup(head):
+            raise InputError(
+                f"{display}: is an HTML/XML document with a {extension} name, not a workbook; "
+                "open it in a spreadsheet program and save it as .xlsx or CSV"
+            )
+        fmt = None
+        notes.append(f"{display}: has a {extension} name but holds text; read by its content")
+    elif container is not None and container != by_name:
+        fmt = container
+        notes.append(f"{display}: has a {extension} name but is a {container} workbook; read as such")
+    else:
+        fmt = by_name
+
+    if fmt in EXCEL_FORMATS:
+        if compressed:
+            raise InputError(f"{display}: gzip-compressed workbooks are not supported; unzip it first")
+        return _open_excel(path, display, fmt, raw, head, options, closers, notes)
+    return _open_text(path, display, fmt, stream, head, at_eof, options, closers, notes)
+
+
+def _open_file(path: str, display: str) -> BinaryIO:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{display}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{display}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{display}: cannot open: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{display}: is a directory, not a file")
+    try:
+        return open(path, "rb")  # the Source closes it
+    except PermissionError:
+        raise InputError(f"{display}: permission denied (cannot read the file)") from None
+    except OSError as exc:
+        raise InputError(f"{display}: cannot open: {exc.strerror or exc}") from exc
+
+
+def _format_from_name(path: str) -> tuple[str | None, str]:
+    name = os.path.basename(path).lower()
+    name = name.removesuffix(".gz")
+    extension = os.path.splitext(name)[1]
+    return EXTENSIONS.get(extension), extension
+
+
+def _container_format(head: bytes) -> str | None:
+    """Name the workbook format the bytes are, or None when they are not a workbook container."""
+    if head.startswith(_OLE_MAGIC):
+        return "xls"
+    if not head.startswith(_ZIP_MAGIC):
+        return None
+    if head[30 : 30 + len(_ODS_MIMETYPE)] == _ODS_MIMETYPE:
+        return "ods"
+    return "xlsx"
+
+
+def _looks_like_markup(head: bytes) -> bool:
+    start = head[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith(_MARKUP_STARTS)
+
+
+def _close_all(closers: list[Callable[[], object]]) -> None:
+    while closers:
+        closer = closers.pop()
+        with contextlib.suppress(OSError, python_calamine.CalamineError):
+            closer()  # the inputs are read-only: failing to close one loses nothing
+
+
+# --------------------------------------------------------------------------------------------
+# Text formats
+
+
+def _open_text(
+    path: str,
+    display: str,
+    fmt: str | None,
+    stream: BinaryIO,
+    head: bytes,
+    at_eof: bool,
+    options: ReadOptions,
+    closers: list[Callable[[], object]],
+    notes: list[str],
+) -> Source:
+    given = options.encoding is not None
+    if looks_binary(head, options.encoding):
+        raise InputError(
+            f"{display}: does not look like a text file (CSV/JSON); if it is a spreadsheet, save it as .xlsx"
+        )
+    encoding = options.encoding or detect_encoding(head, at_eof=at_eof)
+    try:
+        sample = codecs.getincrementaldecoder(encoding)("strict").decode(head, final=at_eof)
+    except UnicodeDecodeError as exc:
+        offset = len(head) - len(exc.object) + exc.start
+        raise InputError(decode_error_message(display, encoding, offset, given=given)) from exc
+    stripped = sample.lstrip(" \t\r\n\ufeff")
+    if at_eof and not stripped:
+        raise InputError(f"{display}: the file is empty")
+
+    if fmt is None:
+        fmt = "json" if stripped[:1] in ("[", "{") else "csv"
+        if notes:
+            notes[-1] = notes[-1].replace("read by its content", f"read as {fmt}")
+
+    data = ByteStream(head, stream, display=display, close_source=False)
+    text = io.TextIOWrapper(data, encoding=encoding, errors="strict", newline="")
+    closers.append(text.close)
+
+    def failure(exc: UnicodeDecodeError) -> InputError:
+        offset = data.position - len(exc.object) + exc.start
+        return InputError(decode_error_message(display, encoding, offset, given=given))
+
+    if fmt in ("csv", "tsv"):
+        delimiter = options.delimiter or ("\t" if fmt == "tsv" else sniff_delimiter(sample, complete=at_eof))
+        headers, rows = _read_csv(path, display, text, delimiter, failure)
+        return Source(
+            name=path,
+            format=fmt,
+            encoding=encoding,
+            delimiter=delimiter,
+            headers=headers,
+            rows=rows,
+            closers=closers,
+            notes=notes,
+        )
+
+    kind = fmt
+    first = stripped[:1]
+    if fmt == "jsonl" and first == "[":
+        kind = "json"
+        notes.append(f"{display}: holds a JSON array, not JSON Lines; read as a JSON array")
+    elif fmt == "json" and first == "{" and _looks_like_json_lines(stripped):
+        kind = "jsonl"
+        notes.append(f"{display}: holds one JSON object per line; read as JSON Lines")
+    elif fmt == "json" and first not in ("[", "{"):
+        raise InputError(f"{display}: is not a JSON array of records (it starts with {first!r})")
+
+    decoder = _StrictJson()
+    if kind == "jsonl":
+        records = _jsonl_rows(path, text, decoder)
+    else:
+        records = _json_rows(path, _JsonScanner(text, display, decoder))
+    guarded = _guard_decoding(records, failure)
+    peeked = list(islice(guarded, HEADER_PEEK_RECORDS))
+    headers: dict[str, None] = {}
+    for record in peeked:
+        headers.update(dict.fromkeys(record.cells))
+    return Source(
+        name=path,
+        format=kind,
+        encoding=encoding,
+        delimiter=None,
+        headers=list(headers),
+        rows=chain(peeked, guarded),
+        closers=closers,
+        notes=notes,
+    )
+
+
+def _guard_decoding(
+    rows: Iterator[SourceRow], failure: Callable[[UnicodeDecodeError], InputError]
+) -> Iterator[SourceRow]:
+    try:
+        yield from rows
+    except UnicodeDecodeError as exc:
+        raise failure(exc) from exc
+
+
+def sniff_delimiter(sample: str, *, complete: bool) -> str:
+    """Pick the delimiter among DELIMITERS that splits the sample's whole lines most consistently.
+
+    The winner gives the header at least two cells and the most records with as many cells as
+    the header (then the most cells); a file with none of them is single-column: ``,``.
+    """
+    if not complete:
+        cut = sample.rfind("\n")
+        if cut > 0:
+            sample = sample[: cut + 1]
+    best = ","
+    best_score: tuple[float, int] | None = None
+    for delimiter in DELIMITERS:
+        if delimiter not in sample:
+            continue
+        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, strict=False)
+        try:
+            records = [record for record in islice(reader, 200) if any(record)]
+        except csv.Error:
+            continue
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        rest = records[1:]
+        if not complete and len(rest) > 1:
+            rest = rest[:-1]  # the sample may end inside a quoted multi-line cell
+        agree = sum(len(record) == width for record in rest) / len(rest) if rest else 1.0
+        score = (agree, width)
+        if best_score is None or score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def clean_headers(names: Iterable[str], display: str) -> list[str]:
+    """Trim header names (whitespace, BOM), drop trailing empty ones, name inner empty ones
+    ``column_N``, and raise InputError naming any duplicates."""
+    cleaned = [name.strip().strip("\ufeff").strip() for name in names]
+    while cleaned and not cleaned[-1]:
+        cleaned.pop()
+    if not cleaned:
+        raise InputError(f"{display}: the header row is empty")
+    cleaned = [name or f"column_{index}" for index, name in enumerate(cleaned, 1)]
+    duplicates = [name for name, count in Counter(cleaned).items() if count > 1]
+    if duplicates:
+        shown = ", ".join(repr(name) for name in duplicates)
+        raise InputError(f"{display}: duplicate column names: {shown}; each column needs its own name")
+    return cleaned
+
+
+def _read_csv(
+    name: str,
+    display: str,
+    text: io.TextIOWrapper,
+    delimiter: str,
+    failure: Callable[[UnicodeDecodeError], InputError],
+) -> tuple[list[str], Iterator[SourceRow]]:
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    # strict: text after a closing quote is a rejected row, not silently glued onto the cell.
+    reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
+    previous = 0
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            raise InputError(f"{display}: has no header row (only empty lines)") from None
+        except csv.Error as exc:
+            raise InputError(f"{display}: line {previous + 1}: cannot read the header: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise failure(exc) from exc
+        if any(cell.strip() for cell in record):
+            break
+        previous = reader.line_num
+    headers = clean_headers(record, display)
+    return headers, _csv_rows(name, display, reader, headers, failure)
+
+
+def _csv_rows(
+    name: str,
+    display: str,
+    reader: Any,
+    headers: list[str],
+    failure: Callable[[UnicodeDecodeError], InputError],
+) -> Iterator[SourceRow]:
+    width = len(headers)
+    previous = reader.line_num
+    row_type, make, pair = SourceRow, dict, zip  # locals: this loop runs once per record
+    while True:
+        try:
+            for record in reader:
+                line = previous + 1
+                previous = reader.line_num
+                if len(record) == width:
+                    if not record[0] and not any(record):
+                        continue
+                    yield row_type(name, line, make(pair(headers, record)))
+                    continue
+                count = len(record)
+                if count > width:
+                    if any(record[width:]):
+                        cells = make(pair(headers, record))
+                        yield row_type(name, line, cells, f"line {line}: has {count} cells, header has {width}")
+                        continue
+                    del record[width:]
+                else:
+                    record += [""] * (width - count)
+                if any(record):
+                    yield row_type(name, line, make(pair(headers, record)))
+            return
+        except csv.Error as exc:
+            line = previous + 1
+            previous = reader.line_num
+            message = str(exc)
+            if "unexpected end of data" in message:
+                raise InputError(f"{display}: line {line}: a quoted cell is never closed (unterminated quote)") from exc
+            if "field limit" in message:
+                raise InputError(
+                    f"{display}: line {line}: a cell is larger than {MAX_FIELD_CHARS >> 20} MB (is a quote left open?)"
+                ) from exc
+            if "expected after" in message:
+                message = "text after a closing quote (quote the whole cell and double inner quotes)"
+            yield SourceRow(source=name, row=line, cells={}, error=f"line {line}: {message}")
+        except UnicodeDecodeError as exc:
+            raise failure(exc) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# JSON Lines and JSON
+
+
+class _StrictJson:
+    """A JSON decoder that notes duplicate keys and NaN/Infinity instead of silently accepting them."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.decoder = json.JSONDecoder(object_pairs_hook=self._pairs, parse_constant=self._constant)
+
+    def _pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            seen: set[str] = set()
+            duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+            self.problems.append(f"duplicate key {duplicate!r}")
+        return result
+
+    def _constant(self, name: str) -> None:
+        self.problems.append(f"{name} is not valid JSON")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
+
+
+def _looks_like_json_lines(text: str) -> bool:
+    """Tell whether text starting with ``{`` has a complete object on its first line and more after."""
+    first, _, rest = text.partition("\n")
+    try:
+        value = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and bool(rest.strip())
+
+
+def _jsonl_rows(name: str, text: io.TextIOWrapper, strict: _StrictJson) -> Iterator[SourceRow]:
+    decode = strict.decoder.decode
+    problems = strict.problems
+    for number, line in enumerate(text, 1):
+        if not line.strip():
+            continue
+        if number == 1 and line.startswith("\ufeff"):
+            line = " " + line[1:]  # keep the column numbers of errors right
+        try:
+            value = decode(line)
+        except json.JSONDecodeError as exc:
+            problem = f"{exc.msg} at column {exc.colno}"
+            yield SourceRow(source=name, row=number, cells={}, error=f"line {number}: invalid JSON: {problem}")
+            continue
+        if problems:
+            error = f"line {number}: invalid JSON: {problems[0]}"
+            problems.clear()
+            yield SourceRow(source=name, row=number, cells={}, error=error)
+        elif isinstance(value, dict):
+            yield SourceRow(source=name, row=number, cells=value)
+        else:
+            error = f"line {number}: not a JSON object (found {_json_type(value)})"
+            yield SourceRow(source=name, row=number, cells={}, error=error)
+
+
+class _JsonScanner:
+    """Walks a JSON document held in a text stream, one value at a time, with a bounded buffer."""
+
+    def __init__(self, text: io.TextIOWrapper, display: str, strict: _StrictJson) -> None:
+        self.display = display
+        self.strict = strict
+        self._text = text
+        self._buf = ""
+        self._pos = 0
+        self._eof = False
+        self._lines_before = 0  # newlines in the text already dropped from the buffer
+        self._column_base = 0  # characters since the last dropped newline
+
+    def _fill(self, at_least: int = 0) -> bool:
+        if self._eof:
+            return False
+        if self._pos:
+            dropped = self._buf[: self._pos]
+            newlines = dropped.count("\n")
+            if newlines:
+                self._lines_before += newlines
+                self._column_base = len(dropped) - dropped.rfind("\n") - 1
+            else:
+                self._column_base += len(dropped)
+            self._buf = self._buf[self._pos :]
+            self._pos = 0
+        chunk = self._text.read(max(at_least, _JSON_CHUNK_CHARS))
+        if not chunk:
+            self._eof = True
+            return False
+        self._buf += chunk
+        return True
+
+    def peek(self) -> str:
+        """Skip whitespace and return the next character, or ``""`` at the end of the text."""
+        while True:
+            self._pos = _JSON_WS.match(self._buf, self._pos).end()  # type: ignore[union-attr]
+            if self._pos < len(self._buf):
+                if self._pos == 0 and self._lines_before == 0 and self._buf[0] == "\ufeff":
+                    self._pos = 1
+                    continue
+                return self._buf[self._pos]
+            if not self._fill():
+                return ""
+
+    def take(self, char: str, what: str) -> None:
+        """Consume ``char`` after optional whitespace, or raise InputError saying ``what`` was expected."""
+        if self.peek() != char:
+            raise self.error_here(f"expected {what}")
+        self._pos += 1
+
+    def value(self) -> Any:
+        """Decode the next complete JSON value, reading more text as needed."""
+        self.peek()
+        while True:
+            self.strict.problems.clear()
+            try:
+                value, end = self.strict.decoder.raw_decode(self._buf, self._pos)
+            except json.JSONDecodeError as exc:
+                truncated = exc.msg.startswith("Unterminated string") or exc.pos >= len(self._buf) - 16
+                if truncated and not self._eof:
+                    self._grow()
+                    continue
+                raise self.error(exc.pos, exc.msg) from exc
+            if end >= len(self._buf) and not self._eof and not isinstance(value, (dict, list, str)):
+                self._grow()  # a number at the end of the buffer may go on in the next chunk
+                continue
+            self._pos = end
+            return value
+
+    def _grow(self) -> None:
+        pending = len(self._buf) - self._pos
+        if pending > MAX_JSON_VALUE_CHARS:
+            raise InputError(
+                f"{self.display}: a JSON value near line {self._line_col(self._pos)[0]} is larger "
+                f"than {MAX_JSON_VALUE_CHARS >> 20} MB or never ends"
+            )
+        self._fill(pending)  # doubling keeps re-parsing a big value linear overall
+
+    def _line_col(self, pos: int) -> tuple[int, int]:
+        newlines = self._buf.count("\n", 0, pos)
+        line = self._lines_before + newlines + 1
+        column = pos - self._buf.rfind("\n", 0, pos) if newlines else self._column_base + pos + 1
+        return line, column
+
+    def error_here(self, message: str) -> InputError:
+        """Build the InputError for broken JSON at the current position."""
+        return self.error(self._pos, message)
+
+    def error(self, pos: int, message: str) -> InputError:
+        """Build the InputError for broken JSON at buffer position ``pos``."""
+        line, column = self._line_col(pos)
+        return InputError(f"{self.display}: invalid JSON at line {line}, column {column}: {message}")
+
+    def skip_array_rest(self) -> None:
+        """Consume the rest of an array whose ``[`` and first value were already consumed."""
+        while True:
+            char = self.peek()
+            if char == "]":
+                self._pos += 1
+                return
+            self.take(",", "',' or ']'")
+            self.value()
+
+
+def _json_rows(name: str, scanner: _JsonScanner) -> Iterator[SourceRow]:
+    first = scanner.peek()
+    if first == "[":
+        scanner.take("[", "'['")
+        yield from _json_elements(name, scanner)
+    else:
+        yield from _json_wrapped(name, scanner)
+    if scanner.peek():
+        raise scanner.error_here("unexpected text after the end of the JSON document")
+
+
+def _json_elements(name: str, scanner: _JsonScanner) -> Iterator[SourceRow]:
+    """Yield the records of an array whose ``[`` was consumed, through its ``]``."""
+    if scanner.peek() == "]":
+        scanner.take("]", "']'")
+        return
+    index = 0
+    while True:
+        index += 1
+        value = scanner.value()
+        problems = scanner.strict.problems
+        if problems:
+            error = f"element {index}: invalid JSON: {problems[0]}"
+            yield SourceRow(source=name, row=index, cells={}, error=error)
+        elif isinstance(value, dict):
+            yield SourceRow(source=name, row=index, cells=value)
+        else:
+            error = f"element {index}: not a JSON object (found {_json_type(value)})"
+            yield SourceRow(source=name, row=index, cells={}, error=error)
+        char = scanner.peek()
+        if char == "]":
+            scanner.take("]", "']'")
+            return
+        scanner.take(",", f"',' or ']' after element {index}")
+
+
+def _json_wrapped(name: str, scanner: _JsonScanner) -> Iterator[SourceRow]:
+    """Yield the records of the first member of a top-level object that is an array of objects."""
+    scanner.take("{", "'{'")
+    found = False
+    if scanner.peek() != "}":
+        while True:
+            key = scanner.value()
+            if not isinstance(key, str):
+                raise scanner.error_here("expected a member name")
+            scanner.take(":", "':'")
+            if not found and scanner.peek() == "[":
+                scanner.take("[", "'['")
+                if scanner.peek() in ("{", "]"):
+                    found = True
+                    yield from _json_elements(name, scanner)
+                else:
+                    scanner.value()
+                    scanner.skip_array_rest()
+            else:
+                scanner.value()
+            if scanner.peek() == "}":
+                break
+            scanner.take(",", "',' or '}'")
+    scanner.take("}", "'}'")
+    if not found:
+        raise InputError(
+            f"{scanner.display}: is a single JSON object, not a list of records; expected "
+            '[{...}, ...], JSON Lines, or an object holding one list such as {"customers": [...]}'
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Excel
+
+
+def _open_excel(
+    path: str,
+    display: str,
+    fmt: str,
+    raw: BinaryIO,
+    head: bytes,
+    options: ReadOptions,
+    closers: list[Callable[[], object]],
+    notes: list[str],
+) -> Source:
+    try:
+        if raw.seekable():
+            raw.seek(0)
+            source: BinaryIO = raw
+        else:
+            source = io.BytesIO(head + read_block(raw, -1, display=display))
+    except OSError as exc:
+        raise InputError(f"{display}: cannot read: {exc}") from exc
+    label = {"xlsx": "an .xlsx", "xls": "an .xls", "ods": "an .ods"}[fmt]
+    try:
+        workbook = python_calamine.CalamineWorkbook.from_filelike(source)
+        closers.append(workbook.close)
+        sheet_names = list(workbook.sheet_names)
+        index = _sheet_index(sheet_names, options.sheet, display)
+        sheet = workbook.get_sheet_by_index(index)
+        start, end, height = sheet.start, sheet.end, sheet.height
+        rows = sheet.iter_rows()
+    except python_calamine.CalamineError as exc:
+        raise InputError(f"{display}: cannot read as {label} workbook: {exc}") from exc
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{display}: cannot read as {label} workbook: {exc}") from exc
+    sheet_name = sheet_names[index]
+    if start is None or end is None:
+        raise InputError(f"{display}: sheet {sheet_name!r} is empty")
+    # Depending on the calamine version, iter_rows starts at the sheet's first row or at the
+    # first used row; height counts exactly the rows it yields, so this holds either way.
+    first_row = end[0] + 1 - height
+    numbered = enumerate(rows, first_row + 1)
+    header_row = 0
+    headers: list[str] = []
+    for header_row, values in numbered:  # noqa: B007 - the loop stops at the header row
+        cells = [_cell_text(value) for value in values]
+        if any(cells):
+            headers = clean_headers(cells, display)
+            break
+    if not headers:
+        raise InputError(f"{display}: sheet {sheet_name!r} is empty")
+    if options.sheet is not None or len(sheet_names) > 1:
+        notes.append(f"{display}: reading sheet {sheet_name!r} (header on row {header_row})")
+    return Source(
+        name=path,
+        format=fmt,
+        encoding=None,
+        delimiter=None,
+        headers=headers,
+        rows=_excel_rows(path, numbered, headers),
+        closers=closers,
+        notes=notes,
+    )
+
+
+def _sheet_index(names: list[str], wanted: str | None, display: str) -> int:
+    if not names:
+        raise InputError(f"{display}: the workbook has no sheets")
+    if wanted is None:
+        return 0
+    if wanted in names:
+        return names.index(wanted)
+    folded = [index for index, name in enumerate(names) if name.casefold() == wanted.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    text = wanted.strip()
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    shown = ", ".join(repr(name) for name in names)
+    raise InputError(f"{display}: no sheet {wanted!r} (--sheet takes a name or a 0-based index); sheets: {shown}")
+
+
+def _cell_text(value: Any) -> str:
+    """Render one Excel cell as the text a user sees, without inventing precision or types."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _excel_rows(name: str, numbered: Iterator[tuple[int, list[Any]]], headers: list[str]) -> Iterator[SourceRow]:
+    width = len(headers)
+    for number, values in numbered:
+        cells = [value if type(value) is str else _cell_text(value) for value in values]
+        while cells and not cells[-1]:
+            cells.pop()
+        if not cells:
+            continue
+        count = len(cells)
+        if count > width:
+            error = f"row {number}: has {count} cells, header has {width}"
+            yield SourceRow(source=name, row=number, cells=dict(zip(headers, cells, strict=False)), error=error)
+            continue
+        if count < width:
+            cells += [""] * (width - count)
+        yield SourceRow(source=name, row=number, cells=dict(zip(headers, cells, strict=True)))

@@ -1,0 +1,744 @@
+"""The upload engine: sends ready batches to ``POST /customers`` with retries, splitting and pacing.
+
+Every item handed to :func:`upload` is reported exactly once to the listener (accepted, rejected
+or failed); items are never re-serialized, and the API key never leaves the configured origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import ipaddress
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from biteral_cli import __version__
+from biteral_cli.errors import (
+    ApiUnavailableError,
+    AuthError,
+    ConfigError,
+    UsageError,
+)
+
+log = logging.getLogger("biteral_cli.upload")
+
+_RETRYABLE = frozenset({429, 500, 502, 503, 504})
+_INDEXED_FIELD = re.compile(r"^\[(\d+)\]\.?(.*)$")
+# Requests are spaced a little wider than 1/rate so that network jitter between our clock and the
+# server's never squeezes rate+1 requests into one of its one-second windows.
+_RATE_SAFETY = 1.015
+
+
+class Secret:
+    """A string that never shows itself: repr/str give '****' + last 4 chars; reveal() gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself; only for the one header that needs it."""
+        return self._value
+
+    def masked(self) -> str:
+        """Return '****' plus the last 4 characters (only '****' when the secret is short)."""
+        # A short key would be mostly given away by its last 4 characters.
+        return "****" + (self._value[-4:] if len(self._value) >= 8 else "")
+
+    def __repr__(self) -> str:
+        return self.masked()
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(self.masked(), spec)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret cannot be pickled")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One customer ready to send: its position in the run, its code and its compact JSON."""
+
+    seq: int
+    code: str
+    body: bytes
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One reason the API gave for rejecting a record."""
+
+    field: str
+    code: str
+    description: str
+
+
+class UploadListener(Protocol):
+    """Receives the outcome of every item and an event for every HTTP attempt and retry."""
+
+    def on_accepted(self, items: Sequence[Item]) -> None: ...
+    def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None: ...
+    def on_failed(self, items: Sequence[Item], reason: str) -> None: ...
+    def on_retry(self, reason: str, delay_s: float) -> None: ...
+    def on_request(self, status: int | None, elapsed_s: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A client-side cap on requests per second."""
+
+    per_second: float
+
+    def __post_init__(self) -> None:
+        if not (self.per_second > 0 and self.per_second < float("inf")):
+            raise UsageError("--rate must be a positive number of requests per second or minute")
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """Parse '20/s', '20/sec', '1200/min' or '5' (per second); UsageError naming --rate."""
+        raw = text.strip().lower().replace(" ", "")
+        number, _, unit = raw.partition("/")
+        divisors = {
+            "": 1.0,
+            "s": 1.0,
+            "sec": 1.0,
+            "second": 1.0,
+            "m": 60.0,
+            "min": 60.0,
+            "minute": 60.0,
+            "h": 3600.0,
+            "hour": 3600.0,
+        }
+        try:
+            value = float(number)
+        except ValueError:
+            value = -1.0
+        if unit not in divisors or not (0 < value < float("inf")):
+            raise UsageError(f"--rate: cannot read {text!r}; use a positive number with /s or /min, e.g. 20/s")
+        return cls(per_second=value / divisors[unit])
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadSettings:
+    """How to reach the API and how hard to push it; validated on creation (UsageError)."""
+
+    api_url: str
+    api_key: Secret
+    concurrency: int = 4
+    max_retries: int = 5
+    max_total_wait_s: float = 600.0
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    rate: RateLimit | None = None
+    timeout_s: float = 30.0
+    allow_insecure_http: bool = False
+    max_consecutive_failures: int = 10
+    user_agent: str = f"biteral-import/{__version__}"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.api_key, str):
+            object.__setattr__(self, "api_key", Secret(self.api_key))
+        key = self.api_key.reveal()
+        if not key:
+            raise ConfigError("No API key: set BITERAL_API_KEY")
+        if not key.isascii() or not key.isprintable() or key != key.strip():
+            raise ConfigError("The API key in BITERAL_API_KEY contains spaces or characters a key cannot have")
+        object.__setattr__(self, "api_url", _validate_url(self.api_url, self.allow_insecure_http))
+        if not 1 <= self.concurrency <= 64:
+            raise UsageError(f"--concurrency must be between 1 and 64 (got {self.concurrency})")
+        if not 0 <= self.max_retries <= 100:
+            raise UsageError(f"--max-retries must be between 0 and 100 (got {self.max_retries})")
+        if not self.timeout_s > 0:
+            raise UsageError(f"--timeout must be positive (got {self.timeout_s})")
+        if self.max_total_wait_s < 0 or self.backoff_base_s < 0 or self.backoff_max_s < 0:
+            raise UsageError("backoff and wait limits cannot be negative")
+        if self.max_consecutive_failures < 1:
+            raise UsageError("max_consecutive_failures must be at least 1")
+
+
+def _validate_url(url: str, allow_insecure_http: bool) -> str:
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise UsageError(f"--api-url: {url!r} is not a URL") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"--api-url must be an http(s) URL such as https://api.biteral.ai (got {url!r})")
+    if parsed.userinfo:
+        raise UsageError("--api-url must not contain a user name or password; the key goes in BITERAL_API_KEY")
+    if parsed.query or parsed.fragment:
+        raise UsageError("--api-url must not contain a query or fragment")
+    if parsed.scheme == "http" and not _is_loopback(parsed.host) and not allow_insecure_http:
+        raise UsageError(
+            f"--api-url uses plain http:// for {parsed.host}, which would send the API key "
+            "unencrypted; use https:// or pass --allow-insecure-http"
+        )
+    return str(parsed).rstrip("/")
+
+
+@dataclass(kw_only=True)
+class UploadResult:
+    """Counters of one upload run."""
+
+    requests: int = 0
+    retries: int = 0
+    batches: int = 0
+    status_counts: dict[int, int] = field(default_factory=dict)
+    not_attempted: int = 0
+    aborted: str | None = None
+
+
+class _Pacer:
+    """Fixed spacing between requests, shared by every request to one API at one rate."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = _RATE_SAFETY / per_second
+        self.next_at = 0.0
+
+    def reserve(self) -> float:
+        """Book the next slot and return how long to wait for it."""
+        now = time.monotonic()
+        slot = max(now, self.next_at)
+        self.next_at = slot + self.interval
+        return slot - now
+
+
+# Shared between check_status and upload so the /status call counts against the same quota.
+_pacers: dict[tuple[str, float], _Pacer] = {}
+
+
+def _pacer_for(settings: UploadSettings) -> _Pacer | None:
+    if settings.rate is None:
+        return None
+    key = (settings.api_url, settings.rate.per_second)
+    pacer = _pacers.get(key)
+    if pacer is None:
+        pacer = _pacers[key] = _Pacer(settings.rate.per_second)
+    return pacer
+
+
+def _client(settings: UploadSettings) -> httpx.AsyncClient:
+    headers = {
+        "X-API-Key": settings.api_key.reveal(),
+        "X-API-Version": "1",
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": settings.user_agent,
+    }
+    loopback = _is_loopback(httpx.URL(settings.api_url).host)
+    return httpx.AsyncClient(
+        base_url=settings.api_url,
+        headers=headers,
+        timeout=httpx.Timeout(settings.timeout_s),
+        follow_redirects=False,
+        verify=True,
+        # Proxy variables make no sense for a local sandbox and would route its key elsewhere.
+        trust_env=not loopback,
+        limits=httpx.Limits(
+            max_connections=settings.concurrency + 1,
+            max_keepalive_connections=settings.concurrency + 1,
+        ),
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _body_code(response: httpx.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if isinstance(data, list) and data:
+        data = data[0]
+    if isinstance(data, dict) and isinstance(data.get("payload"), dict):
+        code = data["payload"].get("code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _field_errors(response: httpx.Response) -> list[tuple[int | None, FieldError]]:
+    """The 400 body's field errors with the batch index each names (None when it names none)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return []
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
+        return []
+    raw = data["payload"].get("fieldErrors")
+    if not isinstance(raw, list):
+        return []
+    out: list[tuple[int | None, FieldError]] = []
+    for entry in raw:
+        info = entry.get("payload", entry) if isinstance(entry, dict) else None
+        if not isinstance(info, dict):
+            continue
+        name = str(info.get("field") or "")
+        index: int | None = None
+        match = _INDEXED_FIELD.match(name)
+        if match:
+            index, name = int(match.group(1)), match.group(2)
+        out.append(
+            (
+                index,
+                FieldError(name, str(info.get("code") or ""), str(info.get("description") or "")),
+            )
+        )
+    return out
+
+
+class _Run:
+    """The state of one upload() call."""
+
+    def __init__(
+        self,
+        settings: UploadSettings,
+        listener: UploadListener,
+        client: httpx.AsyncClient,
+        stop: asyncio.Event | None,
+    ) -> None:
+        self.user_stop = stop
+        self.settings = settings
+        self.listener = listener
+        self.client = client
+        self.pacer = _pacer_for(settings)
+        self.sem = asyncio.Semaphore(settings.concurrency)
+        self.result = UploadResult()
+        self.stopping = asyncio.Event()
+        self.stop_reason: str | None = None
+        self.error_kind: str | None = None  # "auth", "down", "listener"
+        self.error: BaseException | None = None
+        self.consecutive_failures = 0
+        self.last_failure = ""
+        self.gate_until = 0.0  # honours a Retry-After for every batch, not just the one that got it
+        self.last_by_code: dict[str, asyncio.Event] = {}
+        # The first request goes alone, so a wrong key or URL costs one request, not `concurrency`.
+        self.probe_started = False
+        self.probe_done = asyncio.Event()
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def stopped(self) -> bool:
+        """Whether the run is stopping; notices the caller's stop event without waiting a turn."""
+        if self.user_stop is not None and self.user_stop.is_set():
+            self.halt("interrupted")
+        return self.stopping.is_set()
+
+    def halt(self, reason: str, kind: str | None = None, error: BaseException | None = None) -> None:
+        """Stop taking and sending batches; the first reason wins."""
+        if self.stopping.is_set():
+            return
+        self.stop_reason = reason
+        self.error_kind = kind
+        self.error = error
+        self.stopping.set()
+
+    async def sleep(self, delay: float) -> None:
+        """Sleep, waking early when the run stops."""
+        if delay <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), delay)
+
+    # -- listener (its exceptions stop the run instead of tearing it apart) -------------------
+
+    def emit(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self.listener, name)(*args)
+        except Exception as exc:
+            if self.error is None:
+                self.halt(f"stopped: {exc}", "listener", exc)
+            else:
+                log.debug("listener raised again while stopping: %s", exc.__class__.__name__)
+
+    def fail(self, items: Sequence[Item], reason: str, *, sent: bool) -> None:
+        if not sent:
+            self.result.not_attempted += len(items)
+        self.emit("on_failed", items, reason)
+
+    def stopped_reason(self, sent: bool) -> str:
+        reason = self.stop_reason or "stopped"
+        return f"{'not completed' if sent else 'not sent'}: {reason}"
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def run_batch(self, items: Sequence[Item], deps: list[asyncio.Event], done: asyncio.Event) -> None:
+        try:
+            for dep in deps:
+                if not dep.is_set():
+                    await dep.wait()
+            await self.send(items, sent=False)
+        except Exception as exc:  # a bug must not lose items or hang the run
+            log.debug("unexpected error in batch", exc_info=True)
+            self.halt(f"internal error: {exc.__class__.__name__}", "listener", exc)
+        finally:
+            done.set()
+            last = self.last_by_code
+            for item in items:
+                if last.get(item.code) is done:
+                    del last[item.code]
+
+    def count_outcome(self, ok: bool, reason: str = "") -> None:
+        if ok:
+            self.consecutive_failures = 0
+            return
+        self.consecutive_failures += 1
+        self.last_failure = reason
+        if self.consecutive_failures >= self.settings.max_consecutive_failures:
+            self.halt(
+                f"the API failed {self.consecutive_failures} times in a row (last: {reason})",
+                "down",
+            )
+
+    async def attempt(self, body: bytes) -> tuple[httpx.Response | None, str, float] | None:
+        """One POST within the concurrency and rate limits: (response, problem, elapsed), or
+        None when the run stopped before it was sent."""
+        if self.stopped():
+            return None
+        async with self.sem:
+            gate = self.gate_until - time.monotonic()
+            if gate > 0:
+                await self.sleep(gate)
+            if self.pacer is not None:
+                await self.sleep(self.pacer.reserve())
+            if self.stopped():
+                return None
+            started = time.perf_counter()
+            try:
+                response = await self.client.post("/customers", content=body)
+            except httpx.TimeoutException:
+                return (None, f"no answer within {self.settings.timeout_s:g}s", time.perf_counter() - started)
+            except httpx.TransportError as exc:
+                return (None, f"connection error ({exc.__class__.__name__})", time.perf_counter() - started)
+            return response, "", time.perf_counter() - started
+
+    async def send(self, items: Sequence[Item], *, sent: bool) -> None:
+        """Send one (sub-)batch until every item in it has an outcome."""
+        settings = self.settings
+        body = b"[" + b",".join([item.body for item in items]) + b"]"
+        attempt = 0
+        waited = 0.0
+        while True:
+            probing = False
+            if not self.probe_done.is_set():
+                if self.probe_started:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.probe_done.wait(), settings.timeout_s)
+                else:
+                    self.probe_started = probing = True
+            try:
+                outcome = await self.attempt(body)
+            finally:
+                if probing:
+                    self.probe_done.set()
+            if outcome is None:
+                self.fail(items, self.stopped_reason(sent), sent=sent)
+                return
+            sent = True
+            response, problem, elapsed = outcome
+            status = response.status_code if response is not None else None
+            self.result.requests += 1
+            if status is not None:
+                self.result.status_counts[status] = self.result.status_counts.get(status, 0) + 1
+            log.debug(
+                "POST /customers -> %s in %.3fs (%d items, attempt %d)",
+                status if status is not None else problem,
+                elapsed,
+                len(items),
+                attempt + 1,
+            )
+            self.emit("on_request", status, elapsed)
+
+            if response is not None and 200 <= response.status_code < 300:
+                self.count_outcome(True)
+                self.emit("on_accepted", items)
+                return
+            if status in (401, 403):
+                reason = f"the API refused the key {settings.api_key.masked()} ({status})"
+                self.fail(items, reason, sent=True)
+                self.halt(f"{reason}; check BITERAL_API_KEY", "auth")
+                return
+            if response is not None and status in (400, 413):
+                await self.reject_or_split(items, response)
+                return
+            if response is not None and 300 <= response.status_code < 400:
+                target = httpx.URL(response.headers.get("location", "")).host or "another place"
+                reason = f"API answered a redirect to {target}; refusing to send the key there"
+                self.fail(items, reason, sent=True)
+                self.count_outcome(False, reason)
+                return
+            if response is not None and status not in _RETRYABLE:
+                code = _body_code(response)
+                reason = f"API answered {status}" + (f" ({code})" if code else "")
+                self.fail(items, reason, sent=True)
+                self.count_outcome(False, reason)
+                return
+
+            # 429, 5xx, timeout or connection error: retry with backoff.
+            if response is not None:
+                code = _body_code(response)
+                problem = f"API answered {status}" + (f" ({code})" if code else "")
+            hint = _retry_after(response) if response is not None else None
+            if hint is not None:
+                delay = hint
+                self.gate_until = max(self.gate_until, time.monotonic() + hint)
+            else:
+                cap = min(settings.backoff_max_s, settings.backoff_base_s * 2**attempt)
+                delay = random.uniform(0, cap)
+            if attempt >= settings.max_retries or waited + delay > settings.max_total_wait_s:
+                reason = f"gave up after {attempt + 1} attempts: {problem}"
+                self.fail(items, reason, sent=True)
+                self.count_outcome(False, problem)
+                return
+            attempt += 1
+            waited += delay
+            self.result.retries += 1
+            self.emit("on_retry", problem, delay)
+            await self.sleep(delay)
+
+    async def reject_or_split(self, items: Sequence[Item], response: httpx.Response) -> None:
+        """Turn a 400/413 into per-item rejections, splitting the batch when the body can't say."""
+        status = response.status_code
+        if len(items) == 1:
+            if status == 413:
+                errors = [FieldError("", "too_large", "too large for the API (413)")]
+            else:
+                errors = [error for _, error in _field_errors(response)]
+                if not errors:
+                    code = _body_code(response) or "rejected"
+                    errors = [FieldError("", code, "rejected by the API (400)")]
+            self.count_outcome(True)
+            self.emit("on_rejected", items[0], errors)
+            return
+        if status == 400:
+            indexed = _field_errors(response)
+            by_index: dict[int, list[FieldError]] = {}
+            usable = bool(indexed)
+            for index, error in indexed:
+                if index is None or index >= len(items):
+                    usable = False
+                    break
+                by_index.setdefault(index, []).append(error)
+            if usable:
+                self.count_outcome(True)
+                for index in sorted(by_index):
+                    self.emit("on_rejected", items[index], by_index[index])
+                rest = [item for i, item in enumerate(items) if i not in by_index]
+                if rest:
+                    await self.send(rest, sent=True)
+                return
+        half = len(items) // 2
+        await self.send(items[:half], sent=True)
+        await self.send(items[half:], sent=True)
+
+    # -- the whole run -------------------------------------------------------------------------
+
+    def start_batch(self, items: Sequence[Item]) -> asyncio.Task[None]:
+        done = asyncio.Event()
+        deps: list[asyncio.Event] = []
+        last = self.last_by_code
+        for item in items:
+            previous = last.get(item.code)
+            if previous is not None and not previous.is_set() and previous not in deps:
+                deps.append(previous)
+            last[item.code] = done
+        self.result.batches += 1
+        return asyncio.create_task(self.run_batch(items, deps, done))
+
+    async def feed(self, batches: Iterable[Sequence[Item]] | AsyncIterable[Sequence[Item]]) -> None:
+        window = max(4 * self.settings.concurrency, 16)
+        pending: set[asyncio.Task[None]] = set()
+        stop_waiter = asyncio.create_task(self.stopping.wait())
+        source = _aiter(batches)
+        try:
+            while not self.stopped():
+                while len(pending) >= window and not self.stopped():
+                    finished, _ = await asyncio.wait([*pending, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+                    pending -= finished
+                if self.stopped():
+                    break
+                getter = asyncio.ensure_future(anext(source))
+                await asyncio.wait([getter, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                try:
+                    batch = getter.result()
+                except StopAsyncIteration:
+                    break
+                if batch:
+                    task = self.start_batch(batch)
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+        finally:
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            stop_waiter.cancel()
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    log.debug("closing the batch source failed", exc_info=True)
+
+
+async def _aiter(
+    batches: Iterable[Sequence[Item]] | AsyncIterable[Sequence[Item]],
+) -> AsyncIterator[Sequence[Item]]:
+    if isinstance(batches, AsyncIterable):
+        async for batch in batches:
+            yield batch
+        return
+    iterator: Iterator[Sequence[Item]] = iter(batches)
+    for batch in iterator:
+        yield batch
+
+
+async def upload(
+    batches: Iterable[Sequence[Item]] | AsyncIterable[Sequence[Item]],
+    settings: UploadSettings,
+    listener: UploadListener,
+    *,
+    stop: asyncio.Event | None = None,
+) -> UploadResult:
+    """Send every batch with at most `concurrency` requests in flight; report each item once.
+
+    Each item taken from `batches` is reported exactly once to the listener (accepted, rejected
+    or failed); items never taken because of an abort/stop are not reported at all (the caller
+    counts them from the iterator); taken-but-unsent ones are failed and counted in not_attempted.
+    Raises AuthError or ApiUnavailableError (after the listener has every outcome) when it stops
+    because of the key or an API that keeps failing; a `stop` event returns aborted="interrupted".
+    """
+    async with _client(settings) as client:
+        run = _Run(settings, listener, client, stop)
+        watcher: asyncio.Task[None] | None = None
+        if stop is not None:
+
+            async def watch() -> None:
+                await stop.wait()
+                run.halt("interrupted")
+
+            watcher = asyncio.create_task(watch())
+        try:
+            await run.feed(batches)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+    result = run.result
+    result.aborted = run.stop_reason
+    if run.error_kind == "auth":
+        raise AuthError(
+            f"The API refused the key {settings.api_key.masked()}: check BITERAL_API_KEY "
+            f"(and that it may ingest customers); {result.not_attempted} rows were not sent"
+        )
+    if run.error_kind == "down":
+        raise ApiUnavailableError(
+            f"Stopped: {run.stop_reason} at {_display(settings)}; {result.not_attempted} rows were not sent"
+        )
+    if run.error_kind == "listener" and run.error is not None:
+        raise run.error
+    return result
+
+
+def _display(settings: UploadSettings) -> str:
+    # api_url is validated to carry no user info, so it can be shown as is.
+    return settings.api_url
+
+
+async def check_status(settings: UploadSettings) -> dict[str, Any]:
+    """GET /status once and return its JSON; AuthError on 401/403, ApiUnavailableError otherwise.
+
+    The AuthError message names BITERAL_API_KEY and shows only the masked key; the
+    ApiUnavailableError (connection error, 5xx, timeout, redirect, non-JSON) names the URL, which
+    never carries credentials. A 429 is retried after its Retry-After.
+    """
+    where = _display(settings)
+    pacer = _pacer_for(settings)
+    async with _client(settings) as client:
+        for attempt in range(settings.max_retries + 1):
+            if pacer is not None:
+                await asyncio.sleep(pacer.reserve())
+            started = time.perf_counter()
+            try:
+                response = await client.get("/status")
+            except httpx.TimeoutException as exc:
+                raise ApiUnavailableError(f"The API at {where} did not answer within {settings.timeout_s:g}s") from exc
+            except httpx.TransportError as exc:
+                raise ApiUnavailableError(f"Cannot reach the API at {where} ({exc.__class__.__name__}: {exc})") from exc
+            log.debug("GET /status -> %s in %.3fs", response.status_code, time.perf_counter() - started)
+            status = response.status_code
+            if status in (401, 403):
+                raise AuthError(
+                    f"The API at {where} refused the key {settings.api_key.masked()} ({status}): check BITERAL_API_KEY"
+                )
+            if status == 429 and attempt < settings.max_retries:
+                hint = _retry_after(response)
+                await asyncio.sleep(min(settings.backoff_max_s, hint if hint is not None else 1.0))
+                continue
+            if 300 <= status < 400:
+                target = httpx.URL(response.headers.get("location", "")).host or "another place"
+                raise ApiUnavailableError(
+                    f"The API at {where} answered a redirect to {target}; refusing to send the key "
+                    "there (check --api-url)"
+                )
+            if status != 200:
+                code = _body_code(response)
+                raise ApiUnavailableError(
+                    f"The API at {where} answered {status}"
+                    + (f" ({code})" if code else "")
+                    + " to GET /status; check --api-url"
+                )
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise ApiUnavailableError(
+                    f"{where} did not answer GET /status with JSON; is it the Biteral API?"
+                ) from exc
+            if not isinstance(data, dict):
+                raise ApiUnavailableError(f"{where} answered GET /status with an unexpected body")
+            return data
+    raise ApiUnavailableError(f"The API at {where} kept answering 429 to GET /status")

@@ -1,0 +1,132 @@
+"""Incremental sync state, its lock, and sharding of codes across machines."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from biteral_cli.errors import LockedError, ReportError, UsageError
+from biteral_cli.state import (
+    SyncState,
+    fingerprint,
+    parse_shard,
+    payload_fingerprint,
+    shard_of,
+)
+
+
+def test_recorded_codes_are_unchanged_in_the_next_run(tmp_path: Path) -> None:
+    path = tmp_path / "sync.sqlite"
+    with SyncState.open(path) as state:
+        assert not state.unchanged("C1", fingerprint(b'{"code":"C1"}'))
+        state.record([("C1", fingerprint(b'{"code":"C1"}')), ("C2", fingerprint(b"two"))])
+    with SyncState.open(path) as state:
+        assert len(state) == 2
+        assert state.unchanged("C1", fingerprint(b'{"code":"C1"}'))
+        assert not state.unchanged("C1", fingerprint(b'{"code":"C1","city":"Q1"}'))
+        assert not state.unchanged("C3", fingerprint(b"two"))
+        state.record([("C1", fingerprint(b"changed"))])
+    with SyncState.open(path) as state:
+        assert state.unchanged("C1", fingerprint(b"changed"))
+        assert len(state) == 2
+
+
+def test_unchanged_many_answers_like_unchanged_in_order(tmp_path: Path) -> None:
+    with SyncState.open(tmp_path / "sync.sqlite") as state:
+        state.record([(f"C{i}", fingerprint(str(i).encode())) for i in range(2_000)])
+        pairs = [(f"C{i}", fingerprint(str(i if i % 3 else -i).encode())) for i in range(2_500)]
+        pairs.append(("C1", fingerprint(b"1")))  # the same code twice in one call
+        expected = [state.unchanged(code, fp) for code, fp in pairs]
+        assert state.unchanged_many(pairs) == expected
+        assert expected.count(True) == 1_333 + 1 + 1  # i % 3 != 0, i == 0 (-0 == 0), the repeat
+
+
+def test_payload_fingerprint_ignores_key_order_but_not_values() -> None:
+    a = payload_fingerprint({"code": "C1", "country": "ES"})
+    assert a == payload_fingerprint({"country": "ES", "code": "C1"})
+    assert a != payload_fingerprint({"code": "C1", "country": "FR"})
+
+
+def test_a_second_run_on_the_same_state_is_locked_out(tmp_path: Path) -> None:
+    path = tmp_path / "sync.sqlite"
+    first = SyncState.open(path)
+    try:
+        with pytest.raises(LockedError) as locked:
+            SyncState.open(path)
+        message = str(locked.value)
+        assert "another biteral-import run" in message and f"{path}.lock" in message
+        assert locked.value.exit_code == 2
+    finally:
+        first.close()
+    SyncState.open(path).close()  # released on close
+
+
+def test_the_lock_holds_against_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "sync.sqlite"
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from biteral_cli.errors import LockedError\n"
+        "from biteral_cli.state import SyncState\n"
+        "try:\n"
+        "    SyncState.open(Path(sys.argv[1])).close()\n"
+        "except LockedError:\n"
+        "    sys.exit(2)\n"
+    )
+    cwd = Path(__file__).resolve().parent.parent
+    with SyncState.open(path):
+        held = subprocess.run([sys.executable, "-c", script, str(path)], cwd=cwd, timeout=60)
+    assert held.returncode == 2
+    free = subprocess.run([sys.executable, "-c", script, str(path)], cwd=cwd, timeout=60)
+    assert free.returncode == 0
+
+
+def test_a_file_that_is_not_a_state_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_text("code,country\n" * 200, encoding="utf-8")
+    with pytest.raises(ReportError, match="cannot be used as a state file"):
+        SyncState.open(path)
+    # The failed open released its lock.
+    with pytest.raises(ReportError):
+        SyncState.open(path)
+
+
+def test_a_state_in_a_missing_directory_is_a_report_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError):
+        SyncState.open(tmp_path / "missing" / "sync.sqlite")
+
+
+def test_shard_of_is_stable_across_machines() -> None:
+    # Frozen values: changing them would split one import differently on old and new versions.
+    assert [shard_of(code, 4) for code in ("C001", "D314K1432", "cliente-ñ", "")] == [2, 1, 2, 0]
+    assert shard_of("D314K1432", 1000) == 897
+    digest = hashlib.blake2b(b"C001", digest_size=8).digest()
+    assert shard_of("C001", 7) == int.from_bytes(digest, "big") % 7
+
+
+def test_every_code_lands_in_exactly_one_shard_and_shards_are_even() -> None:
+    codes = [f"CUST-{i:06d}" for i in range(20_000)]
+    n = 4
+    counts = Counter(shard_of(code, n) for code in codes)
+    assert set(counts) == {0, 1, 2, 3}
+    assert all(abs(count - 5_000) < 300 for count in counts.values()), counts
+    for code in codes[:100]:
+        k, _ = parse_shard(f"{shard_of(code, n) + 1}/{n}")
+        owners = [k2 for k2 in range(1, n + 1) if shard_of(code, n) == k2 - 1]
+        assert owners == [k]
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1/1", (1, 1)), ("2/4", (2, 4)), ("4/4", (4, 4))])
+def test_parse_shard(text: str, expected: tuple[int, int]) -> None:
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0/4", "5/4", "x", "2/", "/4", "2/0", "-1/4", "2/4/8", ""])
+def test_parse_shard_rejects_bad_values_naming_the_option(text: str) -> None:
+    with pytest.raises(UsageError, match="--shard"):
+        parse_shard(text)

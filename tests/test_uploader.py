@@ -1,0 +1,476 @@
+"""Behaviour of the upload engine against the local sandbox (real HTTP) and, for edge cases a
+server can't easily produce, against respx mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from biteral_cli.errors import ApiUnavailableError, AuthError, ConfigError, UsageError
+from biteral_cli.sandbox import RunningSandbox, SandboxSettings, running_sandbox
+from biteral_cli.uploader import (
+    FieldError,
+    Item,
+    RateLimit,
+    Secret,
+    UploadResult,
+    UploadSettings,
+    check_status,
+    upload,
+)
+
+KEY = "sk_test_9f8e7d6c5b4aWXYZ"
+
+
+class Recorder:
+    """A listener that keeps everything it is told."""
+
+    def __init__(self) -> None:
+        self.accepted: list[Item] = []
+        self.rejected: list[tuple[Item, list[FieldError]]] = []
+        self.failed: list[tuple[Item, str]] = []
+        self.retries: list[tuple[str, float]] = []
+        self.requests: list[tuple[float, int | None]] = []
+
+    def on_accepted(self, items: Sequence[Item]) -> None:
+        self.accepted.extend(items)
+
+    def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None:
+        self.rejected.append((item, list(errors)))
+
+    def on_failed(self, items: Sequence[Item], reason: str) -> None:
+        self.failed.extend((item, reason) for item in items)
+
+    def on_retry(self, reason: str, delay_s: float) -> None:
+        self.retries.append((reason, delay_s))
+
+    def on_request(self, status: int | None, elapsed_s: float) -> None:
+        self.requests.append((time.monotonic(), status))
+
+    def reported(self) -> list[int]:
+        seqs = [i.seq for i in self.accepted] + [i.seq for i, _ in self.rejected]
+        return sorted(seqs + [i.seq for i, _ in self.failed])
+
+    def text(self) -> str:
+        return repr((self.failed, self.rejected, self.retries))
+
+
+def item(seq: int, code: str, **fields: Any) -> Item:
+    payload = {"code": code, **fields}
+    return Item(seq=seq, code=code, body=json.dumps(payload, separators=(",", ":")).encode())
+
+
+def customers(n: int, prefix: str = "C", start: int = 0, **fields: Any) -> list[Item]:
+    return [
+        item(
+            start + i,
+            f"{prefix}{start + i}",
+            yearBorn=1950 + (start + i) % 60,
+            country="ES",
+            **fields,
+        )
+        for i in range(n)
+    ]
+
+
+def chunks(items: Sequence[Item], size: int) -> list[list[Item]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def settings_for(sb: RunningSandbox, **overrides: Any) -> UploadSettings:
+    values: dict[str, Any] = {
+        "api_url": sb.url,
+        "api_key": Secret(sb.api_key),
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        "timeout_s": 5.0,
+    }
+    values.update(overrides)
+    return UploadSettings(**values)
+
+
+def fetch(sb: RunningSandbox, code: str) -> dict[str, Any] | None:
+    """The stored payload of one customer (None when unknown), read back with GET."""
+    return fetch_all(sb, [code])[code]
+
+
+def fetch_all(sb: RunningSandbox, codes: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    """The stored payloads, read straight from the sandbox database (GET is subject to faults)."""
+    with contextlib.closing(sqlite3.connect(sb.db)) as db:
+        rows = dict(db.execute("SELECT code, payload FROM customers").fetchall())
+    return {code: json.loads(rows[code]) if code in rows else None for code in codes}
+
+
+def run(batches: Any, settings: UploadSettings, listener: Recorder, **kw: Any) -> UploadResult:
+    return asyncio.run(upload(batches, settings, listener, **kw))
+
+
+def assert_stored(sb: RunningSandbox, items: Sequence[Item]) -> None:
+    stored = fetch_all(sb, [it.code for it in items])
+    for it in items:
+        got = stored[it.code]
+        assert got is not None, it.code
+        assert got["yearBorn"] == json.loads(it.body)["yearBorn"]
+        assert got["country"] == "ESP"
+
+
+# -- small types ----------------------------------------------------------------------------------
+
+
+def test_secret_never_shows_itself() -> None:
+    secret = Secret(KEY)
+    assert repr(secret) == str(secret) == f"{secret}" == "****WXYZ" == secret.masked()
+    assert secret.reveal() == KEY
+    assert Secret("abc").masked() == "****"  # a short key is not half given away
+    settings = UploadSettings(api_url="https://api.biteral.ai", api_key=secret)
+    assert KEY not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"),
+    [("20/s", 20.0), ("20/sec", 20.0), ("1200/min", 20.0), ("5", 5.0), (" 0.5 / s ", 0.5)],
+)
+def test_rate_parse(text: str, per_second: float) -> None:
+    assert RateLimit.parse(text).per_second == pytest.approx(per_second)
+
+
+@pytest.mark.parametrize("text", ["", "fast", "0/s", "-3/s", "10/day", "inf"])
+def test_rate_parse_rejects_nonsense_naming_the_option(text: str) -> None:
+    with pytest.raises(UsageError, match="--rate"):
+        RateLimit.parse(text)
+
+
+def test_plain_http_refused_for_remote_hosts() -> None:
+    with pytest.raises(UsageError, match="--allow-insecure-http"):
+        UploadSettings(api_url="http://api.biteral.ai", api_key=Secret(KEY))
+    ok = UploadSettings(api_url="http://api.biteral.ai/", api_key=Secret(KEY), allow_insecure_http=True)
+    assert ok.api_url == "http://api.biteral.ai"
+    for url in (
+        "http://127.0.0.1:8080",
+        "http://localhost:9",
+        "http://[::1]:80",
+        "https://x.example",
+    ):
+        UploadSettings(api_url=url, api_key=Secret(KEY))
+
+
+@pytest.mark.parametrize("url", ["ftp://api.biteral.ai", "https://user:pw@api.biteral.ai", "nonsense"])
+def test_bad_api_url_names_the_option(url: str) -> None:
+    with pytest.raises(UsageError, match="--api-url"):
+        UploadSettings(api_url=url, api_key=Secret(KEY))
+
+
+def test_settings_bounds() -> None:
+    with pytest.raises(UsageError, match="--concurrency"):
+        UploadSettings(api_url="https://a.example", api_key=Secret(KEY), concurrency=0)
+    with pytest.raises(UsageError, match="--max-retries"):
+        UploadSettings(api_url="https://a.example", api_key=Secret(KEY), max_retries=101)
+    with pytest.raises(ConfigError, match="BITERAL_API_KEY"):
+        UploadSettings(api_url="https://a.example", api_key=Secret(""))
+
+
+# -- against the sandbox --------------------------------------------------------------------------
+
+
+def test_clean_run_stores_every_record_and_sends_each_batch_once() -> None:
+    items = customers(450)
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY)) as sb:
+        result = run(chunks(items, 100), settings_for(sb), rec)
+        assert_stored(sb, items)
+    assert len(rec.accepted) == 450 and not rec.failed and not rec.rejected
+    assert result.requests == result.batches == 5 and result.retries == 0
+    assert result.status_counts == {200: 5} and result.aborted is None
+
+
+def test_random_500_503_are_retried_and_every_record_lands() -> None:
+    items = customers(300)
+    rec = Recorder()
+    sandbox = SandboxSettings(api_key=KEY, error_rate=0.2, latency_ms=2, latency_jitter_ms=5, seed=7)
+    with running_sandbox(sandbox) as sb:
+        result = run(chunks(items, 10), settings_for(sb, max_retries=20), rec)
+        assert_stored(sb, items)
+    assert rec.reported() == list(range(300))
+    assert len(rec.accepted) == 300
+    assert result.retries > 0 and set(result.status_counts) <= {200, 500, 503}
+    assert all(delay <= 0.05 for _, delay in rec.retries)
+
+
+def test_three_bad_records_among_100_use_per_item_errors_without_splitting() -> None:
+    items = customers(100)
+    bad = {7, 50, 93}
+    items = [item(i, f"B{i}", country="Spainn") if i in bad else it for i, it in enumerate(items)]
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY)) as sb:
+        result = run([items], settings_for(sb), rec)
+        assert fetch(sb, "B7") is None
+        assert_stored(sb, [it for it in items if it.seq not in bad])
+    assert len(rec.accepted) == 97
+    assert sorted(it.seq for it, _ in rec.rejected) == sorted(bad)
+    for _, errors in rec.rejected:
+        assert [e.field for e in errors] == ["country"] and errors[0].code == "unknown_country"
+    assert result.requests == 2  # the batch, then the 97 valid ones again
+
+
+def test_without_per_item_errors_the_batch_is_split_until_bad_records_are_isolated() -> None:
+    items = customers(100)
+    bad = {7, 50, 93}
+    items = [item(i, f"B{i}", country="Spainn") if i in bad else it for i, it in enumerate(items)]
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY, per_item_errors=False)) as sb:
+        result = run([items], settings_for(sb), rec)
+        assert_stored(sb, [it for it in items if it.seq not in bad])
+    assert len(rec.accepted) == 97
+    assert sorted(it.seq for it, _ in rec.rejected) == sorted(bad)
+    assert all(errors and errors[0].code == "unknown_country" for _, errors in rec.rejected)
+    assert 2 < result.requests < 60
+    assert rec.reported() == list(range(100))
+
+
+def test_413_splits_and_a_single_oversized_record_is_rejected() -> None:
+    items = customers(40, metadata={"note": "x" * 200})
+    huge = item(40, "HUGE", metadata={"note": "y" * 5000})
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY, max_body_bytes=3000)) as sb:
+        result = run([items[:20], [*items[20:], huge]], settings_for(sb), rec)
+        assert_stored(sb, items)
+    assert len(rec.accepted) == 40
+    assert [(it.code, errs[0].code) for it, errs in rec.rejected] == [("HUGE", "too_large")]
+    assert result.status_counts[413] >= 2
+
+
+def test_429_retry_after_is_honoured_and_all_records_land() -> None:
+    items = customers(40)
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY, rate_limit=5)) as sb:
+        result = run(chunks(items, 2), settings_for(sb, concurrency=4), rec)
+        assert_stored(sb, items)
+    assert len(rec.accepted) == 40
+    assert result.status_counts.get(429, 0) > 0
+    assert rec.retries and all(delay == pytest.approx(1.0) for _, delay in rec.retries)
+
+
+def test_client_rate_keeps_under_the_quota_without_429() -> None:
+    items = customers(30)
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY, rate_limit=10)) as sb:
+        result = run(chunks(items, 1), settings_for(sb, rate=RateLimit.parse("10/s")), rec)
+    assert result.status_counts == {200: 30}
+    times = [t for t, _ in rec.requests]
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert 9.0 <= achieved <= 11.0
+
+
+def test_wrong_key_stops_after_one_request() -> None:
+    items = customers(500)
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY)) as sb:
+        bad = settings_for(sb, api_key=Secret("wrong-key-123456"))
+        with pytest.raises(AuthError) as caught:
+            run(chunks(items, 100), bad, rec)
+        assert sb.stats.requests == 1
+    message = str(caught.value)
+    assert "BITERAL_API_KEY" in message and "wrong-key-123456" not in message
+    assert "****3456" in message
+    assert not rec.accepted and len(rec.requests) == 1
+    # every item taken is accounted for; the four never sent say so
+    assert len(rec.failed) == len(rec.reported())
+    assert sum("not sent" in reason for _, reason in rec.failed) == len(rec.failed) - 100
+
+
+def test_duplicates_across_concurrent_batches_end_in_file_order() -> None:
+    # 30 batches each carrying the same 10 codes: the last batch's values must win.
+    batches = [[item(b * 10 + c, f"D{c}", yearBorn=1900 + b, country="ES") for c in range(10)] for b in range(30)]
+    rec = Recorder()
+    sandbox = SandboxSettings(api_key=KEY, latency_ms=1, latency_jitter_ms=15, error_rate=0.2, seed=3)
+    with running_sandbox(sandbox) as sb:
+        run(batches, settings_for(sb, concurrency=8, max_retries=20), rec)
+        final = fetch_all(sb, [f"D{c}" for c in range(10)])
+    assert len(rec.accepted) == 300
+    assert all(stored is not None and stored["yearBorn"] == 1929 for stored in final.values())
+
+
+def test_interleaved_duplicates_do_not_block_unrelated_batches() -> None:
+    # codes repeat every 3rd batch; all must end with the last occurrence's value
+    batches = [[item(b * 5 + c, f"I{b % 3}-{c}", yearBorn=1800 + b, country="ES") for c in range(5)] for b in range(24)]
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY, latency_jitter_ms=10, seed=1)) as sb:
+        run(batches, settings_for(sb, concurrency=4), rec)
+        years = fetch_all(sb, [f"I{k}-{c}" for k in range(3) for c in range(5)])
+    assert {code: value["yearBorn"] for code, value in years.items() if value} == {
+        f"I{k}-{c}": 1800 + 21 + k for k in range(3) for c in range(5)
+    }
+
+
+def test_lost_responses_are_retried_safely() -> None:
+    items = customers(60)
+    rec = Recorder()
+    sandbox = SandboxSettings(api_key=KEY, drop_response_rate=0.5, drop_response_delay_s=1.0, seed=11)
+    with running_sandbox(sandbox) as sb:
+        result = run(chunks(items, 5), settings_for(sb, timeout_s=0.3, max_retries=20), rec)
+        assert_stored(sb, items)
+    assert len(rec.accepted) == 60 and rec.reported() == list(range(60))
+    assert result.retries > 0
+    assert any("no answer" in reason for reason, _ in rec.retries)
+
+
+def test_stop_event_lets_in_flight_finish_and_sends_nothing_more() -> None:
+    items = customers(1000)
+    rec = Recorder()
+    taken: list[int] = []
+
+    def source() -> Iterator[list[Item]]:
+        for batch in chunks(items, 10):
+            taken.extend(it.seq for it in batch)
+            yield batch
+
+    async def main(sb: RunningSandbox) -> UploadResult:
+        stop = asyncio.Event()
+
+        class Stopper(Recorder):
+            def on_accepted(self, batch: Sequence[Item]) -> None:
+                super().on_accepted(batch)
+                stop.set()
+
+        nonlocal rec
+        rec = Stopper()
+        return await upload(source(), settings_for(sb, concurrency=2), rec, stop=stop)
+
+    with running_sandbox(SandboxSettings(api_key=KEY, latency_ms=30)) as sb:
+        result = asyncio.run(main(sb))
+        stored = sb.stats.stored_writes
+    assert result.aborted == "interrupted"
+    assert len(taken) < len(items)
+    assert rec.reported() == sorted(taken)  # everything taken is reported, nothing else
+    assert stored == len(rec.accepted)
+    assert 1 <= len(rec.accepted) <= 20  # at most the two requests in flight
+    assert result.not_attempted == sum("not sent" in reason for _, reason in rec.failed)
+
+
+def test_api_down_stops_after_consecutive_failures_and_counts_unsent_rows() -> None:
+    items = customers(500)
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY, error_rate=1.0)) as sb:
+        settings = settings_for(sb, max_consecutive_failures=2, max_retries=1, concurrency=1)
+        with pytest.raises(ApiUnavailableError) as caught:
+            run(chunks(items, 10), settings, rec)
+        sent_batches = sb.stats.requests
+    unsent = sum("not sent" in reason for _, reason in rec.failed)
+    assert f"{unsent} rows were not sent" in str(caught.value)
+    assert sent_batches <= 2 * 16  # stopped within the look-ahead window, far from all 50 batches
+    assert unsent > 0 and len(rec.reported()) < 500
+    assert not rec.accepted and len(rec.failed) == len(rec.reported())
+    assert sorted(rec.reported()) == list(range(len(rec.reported())))
+
+
+def test_key_never_appears_in_output_or_logs(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = [*customers(30), item(30, "BAD", country="Spainn")]
+    rec = Recorder()
+    caplog.set_level(logging.DEBUG)
+    with running_sandbox(SandboxSettings(api_key=KEY, error_rate=0.3, seed=5)) as sb:
+        settings = settings_for(sb, max_retries=20)
+        status = asyncio.run(check_status(settings))
+        result = run(chunks(items, 8), settings, rec)
+        with pytest.raises(AuthError) as caught:
+            asyncio.run(check_status(settings_for(sb, api_key=Secret(KEY + "x"))))
+    assert status["object"] == "status"
+    assert any(r.name == "biteral_cli.upload" for r in caplog.records)
+    out = capsys.readouterr()
+    everything = "".join([caplog.text, out.out, out.err, rec.text(), repr(result), repr(settings), str(caught.value)])
+    assert KEY not in everything and KEY[:-4] not in everything
+
+
+def test_check_status_with_wrong_key_and_with_nothing_listening() -> None:
+    with running_sandbox(SandboxSettings(api_key=KEY)) as sb:
+        with pytest.raises(AuthError) as caught:
+            asyncio.run(check_status(settings_for(sb, api_key=Secret("nope-nope-1234"))))
+        assert sb.stats.requests == 1
+    assert "BITERAL_API_KEY" in str(caught.value) and "nope-nope" not in str(caught.value)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = UploadSettings(api_url=f"http://127.0.0.1:{port}", api_key=Secret(KEY), timeout_s=2)
+    with pytest.raises(ApiUnavailableError, match=f"127.0.0.1:{port}"):
+        asyncio.run(check_status(down))
+
+
+# -- edge cases a real server does not easily produce (respx) -----------------------------------
+
+API = "https://api.example.test"
+
+
+def mocked_settings(**overrides: Any) -> UploadSettings:
+    values: dict[str, Any] = {"api_url": API, "api_key": Secret(KEY), "backoff_base_s": 0.01}
+    values.update(overrides)
+    return UploadSettings(**values)
+
+
+@respx.mock(assert_all_mocked=True, assert_all_called=False)
+def test_redirect_is_not_followed_and_the_key_stays_home(respx_mock: respx.MockRouter) -> None:
+    respx_mock.post(f"{API}/customers").respond(302, headers={"Location": "https://evil.example.org/steal"})
+    elsewhere = respx_mock.route(host="evil.example.org").respond(200)
+    rec = Recorder()
+    run([customers(3)], mocked_settings(), rec)
+    assert not elsewhere.called
+    assert [reason for _, reason in rec.failed] == [
+        "API answered a redirect to evil.example.org; refusing to send the key there"
+    ] * 3
+
+
+@respx.mock(assert_all_mocked=True)
+def test_403_aborts_like_401(respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.post(f"{API}/customers").respond(403, json={"object": "error"})
+    rec = Recorder()
+    with pytest.raises(AuthError, match="BITERAL_API_KEY"):
+        run(chunks(customers(50), 5), mocked_settings(concurrency=1), rec)
+    assert route.call_count == 1
+    assert len(rec.reported()) == len(rec.failed)
+
+
+@respx.mock(assert_all_mocked=True)
+def test_request_body_and_headers(respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.post(f"{API}/v2/customers").respond(200, json={})
+    items = customers(3)
+    run([items], mocked_settings(api_url=f"{API}/v2/"), Recorder())
+    request = route.calls.last.request
+    assert request.content == b"[" + b",".join(it.body for it in items) + b"]"
+    assert request.headers["X-API-Key"] == KEY and request.headers["X-API-Version"] == "1"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"].startswith("biteral-import/")
+
+
+@respx.mock(assert_all_mocked=True)
+def test_retry_after_http_date_and_other_4xx(respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.post(f"{API}/customers")
+    route.side_effect = [
+        httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+        httpx.ConnectError("refused"),
+        httpx.Response(404, json={"object": "error", "payload": {"code": "not_found"}}),
+    ]
+    rec = Recorder()
+    result = run([customers(2)], mocked_settings(), rec)
+    assert next(delay for _, delay in rec.retries) == 0.0  # a date in the past: retry at once
+    assert [reason for _, reason in rec.failed] == ["API answered 404 (not_found)"] * 2
+    assert result.requests == 3 and result.retries == 2
+
+
+@respx.mock(assert_all_mocked=True)
+def test_total_wait_cap_gives_up(respx_mock: respx.MockRouter) -> None:
+    respx_mock.post(f"{API}/customers").respond(429, headers={"Retry-After": "120"})
+    rec = Recorder()
+    run([customers(2)], mocked_settings(max_total_wait_s=60), rec)
+    assert len(rec.failed) == 2 and "gave up after 1 attempts" in rec.failed[0][1]
