@@ -14,9 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
+from typer._click.core import Context, HelpFormatter, ParameterSource
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from . import __version__
@@ -64,7 +65,7 @@ def load_config(args: list[str]) -> dict[str, Any]:
 class DefaultImportGroup(TyperGroup):
     """A group whose first argument, when it is not a command name, is a file for ``import``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args.insert(0, "import")
         try:
@@ -75,17 +76,17 @@ class DefaultImportGroup(TyperGroup):
             ctx.default_map = {**(ctx.default_map or {}), **config}
         return super().parse_args(ctx, args)
 
-    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] FILE... | COMMAND [ARGS]...")
 
 
-class _ClickFailure(click.ClickException):
+class _ClickFailure(ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"biteral-import: {self.message}", err=True)
+        typer.echo(f"biteral-import: {self.message}", err=True)
 
 
 app = typer.Typer(
@@ -232,6 +233,7 @@ ConfigOpt = Annotated[
 
 @app.command("import")
 def import_command(
+    ctx: typer.Context,
     files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Exports to import; - reads standard input.")],
     format: FormatOpt = None,
     delimiter: DelimiterOpt = None,
@@ -446,8 +448,7 @@ def import_command(
             raise UsageError(
                 "the API key is never taken from the command line: set BITERAL_API_KEY or use --api-key-file PATH"
             )
-        ctx = click.get_current_context()
-        if sandbox and ctx.get_parameter_source("api_url") == click.core.ParameterSource.COMMANDLINE:
+        if sandbox and ctx.get_parameter_source("api_url") == ParameterSource.COMMANDLINE:
             raise UsageError("--sandbox and --api-url cannot be combined: --sandbox starts its own API")
         if sandbox and api_key_file is not None:
             raise UsageError("--sandbox and --api-key-file cannot be combined: the sandbox has its own key")
@@ -516,16 +517,19 @@ def _check(settings: ImportSettings) -> None:
 
 
 def _setup_logging(verbose: bool) -> None:
+    """With --verbose, log the tool's own DEBUG lines (requests, retries) to stderr; never headers."""
     import logging
 
-    if not verbose:
-        return
     from rich.logging import RichHandler
 
-    handler = RichHandler(console=Console(stderr=True), show_path=False)
-    logging.basicConfig(level=logging.DEBUG, handlers=[handler], format="%(message)s", force=True)
-    for noisy in ("httpcore", "asyncio", "uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logger = logging.getLogger("biteral_cli")
+    for handler in [h for h in logger.handlers if getattr(h, "_biteral_verbose", False)]:
+        logger.removeHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    if verbose:
+        handler = RichHandler(console=Console(stderr=True), show_path=False)
+        handler._biteral_verbose = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
 
 @app.command("map")
@@ -593,6 +597,24 @@ def sandbox_command(
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Added latency per request.")] = 0,
     error_rate: Annotated[float, typer.Option("--error-rate", help="Fraction of requests answered 500/503.")] = 0.0,
     rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second before 429.")] = None,
+    latency_jitter_ms: Annotated[float, typer.Option("--latency-jitter-ms", help="Random extra latency, 0..N ms.")] = 0,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", help="Largest request body; larger ones get 413.")
+    ] = 10 * 1024 * 1024,
+    drop_response_rate: Annotated[
+        float, typer.Option("--drop-response-rate", help="Fraction of POSTs stored but answered late (lost responses).")
+    ] = 0.0,
+    drop_response_delay: Annotated[
+        float, typer.Option("--drop-response-delay", help="Seconds a 'lost' response is held back.")
+    ] = 5.0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible fault injection.")] = None,
+    per_item_errors: Annotated[
+        bool,
+        typer.Option(
+            "--per-item-errors/--no-per-item-errors",
+            help="Name the failing item of a rejected batch ([3].country) or only the first error.",
+        ),
+    ] = True,
 ) -> None:
     """Serve a local API that behaves like Biteral's customers API (for trials and tests)."""
     from .sandbox import SandboxSettings, serve
@@ -604,8 +626,14 @@ def sandbox_command(
             api_key=api_key,
             db=db,
             latency_ms=latency_ms,
+            latency_jitter_ms=latency_jitter_ms,
             error_rate=error_rate,
             rate_limit=rate_limit,
+            max_body_bytes=max_body_bytes,
+            drop_response_rate=drop_response_rate,
+            drop_response_delay_s=drop_response_delay,
+            seed=seed,
+            per_item_errors=per_item_errors,
         )
         serve(settings, echo=lambda line: typer.echo(line))
     except BiteralImportError as exc:

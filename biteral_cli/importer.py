@@ -528,11 +528,13 @@ def _print_summary(run: Run, summary: Summary) -> None:
         run.out.print_json(json.dumps(summary.to_json()))
         return
     if run.error is not None or (run.stop_reason and run.exit_override is None):
-        run.console.print(f"biteral-import: {run.error or run.stop_reason}", style="red", highlight=False)
+        run.console.print(
+            f"biteral-import: {run.error or run.stop_reason}", style="red", highlight=False, soft_wrap=True
+        )
     elif run.stop_reason:
-        run.console.print(f"biteral-import: {run.stop_reason}", style="yellow", highlight=False)
+        run.console.print(f"biteral-import: {run.stop_reason}", style="yellow", highlight=False, soft_wrap=True)
     if settings.quiet:
-        run.out.print(summary_line(summary), highlight=False)
+        run.out.print(summary_line(summary), highlight=False, soft_wrap=True)
         return
     if summary.rows == 0:
         run.out.print("nothing to import: the input has a header but no rows")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import pycountry
 from rapidfuzz import fuzz, process
@@ -84,15 +85,20 @@ def fold_text(text: str) -> str:
 _BRACKET_RE = re.compile(r"\[([^\]]*)\]")
 _PAREN_RE = re.compile(r"\([^)]*\)")
 _ALT_CODE_RE = re.compile(r"\s+[A-Z]{2}-[A-Z0-9]{1,3}$")
+_SLASH_RE = re.compile(r"\s*/\s*")
+_SPECIAL_RE = re.compile(r"[\[/(,]")
 
 
 def _variants(name: str) -> Iterator[tuple[str, int]]:
     """Yield (text, tier offset) spellings of an ISO name: itself, bracketed and slashed alternatives,
     "Y X" for "X, Y", and with lower priority the part before a comma."""
+    if not _SPECIAL_RE.search(name):
+        yield name, 0
+        return
     alternatives = [_ALT_CODE_RE.sub("", m) for m in _BRACKET_RE.findall(name)]
     base = _BRACKET_RE.sub("", name).strip()
     for whole in (base, *alternatives):
-        parts = [whole, *(p for p in re.split(r"\s*/\s*", whole) if p != whole)]
+        parts = [whole, *(p for p in _SLASH_RE.split(whole) if p != whole)]
         for part in parts:
             part = part.strip()
             if not part:
@@ -124,13 +130,27 @@ def _translations(domain: str) -> Iterator[tuple[str, dict[str, str]]]:
     """(locale, msgid -> msgstr) for every locale pycountry ships a catalog of ``domain`` for."""
     base = pycountry.LOCALES_DIR
     for locale in sorted(os.listdir(base)):
-        if not os.path.exists(os.path.join(base, locale, "LC_MESSAGES", f"{domain}.mo")):
+        path = os.path.join(base, locale, "LC_MESSAGES", f"{domain}.mo")
+        if not os.path.exists(path):
             continue
+        # GNUTranslations directly, not gettext.translation(): that one keeps every catalog it
+        # ever loaded in a module-level cache, megabytes we only need while building.
         try:
-            catalog = gettext.translation(domain, base, languages=[locale])
-        except OSError:  # an unreadable catalog only costs us that language
+            with open(path, "rb") as fp:
+                catalog = gettext.GNUTranslations(fp)
+        except (OSError, ValueError, UnicodeDecodeError):  # a broken catalog costs one language
             continue
         yield locale, dict(catalog._catalog)  # type: ignore[attr-defined]
+
+
+class _Interner:
+    """Shares equal result tuples: most of the tens of thousands of names map to one code."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def __call__(self, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        return self._seen.setdefault(value, value)
 
 
 def _add(table: dict[str, tuple[int, set[str], str]], text: str, code: str, tier: int, how: str) -> None:
@@ -189,8 +209,9 @@ def _countries() -> _CountryTables:
                         _add(raw, text, alpha2, tier, "name")
     for alias, alpha2 in _data_rows("country_aliases.csv"):
         _add(raw, alias, alpha2, _TIER_EXACT - 1, "alias")
+    intern = _Interner()
     for key, (_tier, codes, how) in raw.items():
-        t.names[key] = (how, tuple(sorted(codes)))
+        t.names[key] = intern((how, intern(tuple(sorted(codes)))))
     for name, codes in _data_rows("country_ambiguous.csv"):
         t.names[fold_text(name)] = ("ambiguous", tuple(codes.split()))
     for qid, alpha2, _name in _data_rows("country_wikidata.csv"):
@@ -208,8 +229,6 @@ class _StateTables:
     """Any accepted code spelling ("ES-B", alternative codes) -> ISO 3166-2 code."""
     by_country: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
     """alpha-2 -> key -> (status, codes)."""
-    anywhere: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """key -> codes in any country (best tier)."""
     parent: dict[str, str] = field(default_factory=dict)
     display: dict[str, str] = field(default_factory=dict)
 
@@ -256,25 +275,26 @@ def _states() -> _StateTables:
                     _add(table, text, code, _TIER_VARIANT, "name")
     for country, alias, code in _data_rows("state_aliases.csv"):
         _add(per_country.setdefault(country, {}), alias, code, _TIER_EXACT - 1, "alias")
-    anywhere: dict[str, tuple[int, set[str]]] = {}
+    intern = _Interner()
     for country, table in per_country.items():
-        resolved: dict[str, tuple[str, tuple[str, ...]]] = {}
-        for key, (tier, codes, how) in table.items():
-            if len(codes) > 1:
-                resolved[key] = (how, _without_ancestors(codes, t.parent))
-            else:
-                resolved[key] = (how, tuple(codes))
-            current = anywhere.get(key)
-            if current is None or tier < current[0]:
-                anywhere[key] = (tier, set(codes))
-            elif tier == current[0]:
-                current[1].update(codes)
-        t.by_country[country] = resolved
-    t.anywhere = {
-        k: _without_ancestors(codes, t.parent) if len(codes) > 1 else tuple(codes)
-        for k, (_tier, codes) in anywhere.items()
-    }
+        t.by_country[country] = {
+            key: intern(
+                (how, intern(_without_ancestors(codes, t.parent) if len(codes) > 1 else tuple(codes)))
+            )
+            for key, (_tier, codes, how) in table.items()
+        }
     return t
+
+
+def _anywhere(key: str) -> tuple[str, ...]:
+    """The subdivisions of any country a folded name denotes (a province beats its community)."""
+    t = _states()
+    found: list[str] = []
+    for table in t.by_country.values():
+        hit = table.get(key)
+        if hit is not None:
+            found.extend(hit[1])
+    return _without_ancestors(found, t.parent) if len(found) > 1 else tuple(found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,11 +390,11 @@ def resolve_state(text: str, country: str | None) -> Resolution:
             if len(codes) == 1:
                 return Resolution(codes[0], how)
             return Resolution(None, "ambiguous", candidates=codes)
-        elsewhere = t.anywhere.get(key)
+        elsewhere = _anywhere(key)
         if elsewhere:
             return Resolution(None, "wrong_country", candidates=elsewhere)
         return Resolution(None, "unknown", suggestion=_suggest_state(key, cc))
-    everywhere = t.anywhere.get(key)
+    everywhere = _anywhere(key)
     if everywhere:
         if len(everywhere) == 1:
             code = everywhere[0]

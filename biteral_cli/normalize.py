@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -68,7 +68,8 @@ class _Marker:
 
 _EMPTY = _Marker("EMPTY")  # blank cell: left out, or null with empty_as_null
 _DROP = _Marker("DROP")  # unusable value: not sent, a warning says why
-_AMBIGUOUS_M = _Marker("AMBIGUOUS_M")  # bare "M": male or mujer, decided per column
+_AMBIGUOUS_M = _Marker("AMBIGUOUS_M")
+_MISSING = _Marker("MISSING")  # the field has no column  # bare "M": male or mujer, decided per column
 
 #: (value to send or a marker, message or None)
 _Outcome = tuple[Any, str | None]
@@ -508,6 +509,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# Re-encoding parsed JSON text never makes it more than this many times longer (the worst case is
+# a number: "1e15" comes back as "1000000000000000.0"), so short texts need no size check.
+_REENCODE_GROWTH = 5
+
+
 def _metadata(extracted: Extracted, options: NormalizeOptions) -> tuple[Any, str | None]:
     """(merged metadata object, or the _EMPTY / _DROP marker; error message or None)."""
     raw = extracted.metadata_json
@@ -516,7 +524,7 @@ def _metadata(extracted: Extracted, options: NormalizeOptions) -> tuple[Any, str
     if isinstance(raw, str):
         if raw.strip():
             try:
-                parsed = json.loads(raw, parse_constant=_reject_constant)
+                parsed = _DECODER.decode(raw)
             except (ValueError, RecursionError) as exc:
                 return _DROP, f"metadata is not valid JSON ({_short_error(exc)})"
             if not isinstance(parsed, dict):
@@ -531,8 +539,14 @@ def _metadata(extracted: Extracted, options: NormalizeOptions) -> tuple[Any, str
         given = True
     if not given:
         return _EMPTY, None
+    if (
+        not extracted.metadata_extra
+        and isinstance(raw, str)
+        and len(raw) * _REENCODE_GROWTH <= options.max_metadata_chars
+    ):
+        return base, None
     try:
-        size = len(json.dumps(base, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+        size = len(_ENCODER.encode(base))
     except (ValueError, TypeError, RecursionError) as exc:
         return _DROP, f"metadata cannot be written as JSON ({_short_error(exc)})"
     if size > options.max_metadata_chars:
@@ -583,6 +597,7 @@ class Normalizer:
         self._strict = options.strict
         self._null_empty = options.empty_as_null
         self._this_year = options.this_year or dt.date.today().year
+        self._max_code = options.max_code_length
         self._m_gender = _decide_m(gender_header, gender_sample)
         problem = (
             "gender 'M' is ambiguous (male in English, mujer in Spanish) and neither the column "
@@ -598,104 +613,130 @@ class Normalizer:
     def prepare(self, row: SourceRow, extracted: Extracted) -> Prepared:
         """Normalize one row: a Prepared with a payload (JSON-ready dict, fields in FIELDS order)
         or errors; warnings either way."""
+        # Hot path: called once per row, so look-ups are inlined rather than factored out.
         fields = extracted.fields
+        get = fields.get
         if row.error is not None:
-            code, _problem = _normalize_code(fields.get("code"), self.options.max_code_length)
+            code, _problem = _normalize_code(get("code"), self._max_code)
             return Prepared(row, None, code, [Issue("", row.error)], [], "read")
         strict = self._strict
+        null_empty = self._null_empty
         errors: list[Issue] = []
         warnings: list[Issue] = []
         problems = errors if strict else warnings
         payload: dict[str, Any] = {}
 
-        code, problem = _normalize_code(fields.get("code"), self.options.max_code_length)
-        if problem is not None:
-            errors.append(Issue("code", problem))
-        else:
+        code = get("code")
+        if type(code) is str and (code := code.strip()) and code[0] != "'" and len(code) <= self._max_code:
             payload["code"] = code
-
-        if "isActive" in fields:
-            value = fields["isActive"]
-            if isinstance(value, bool):
-                payload["isActive"] = value
+        else:
+            code, problem = _normalize_code(code, self._max_code)
+            if problem is not None:
+                errors.append(Issue("code", problem))
             else:
-                text = _as_text(value) if value is not None else ""
-                if text is None:
-                    outcome, message = _DROP, _finish(
-                        f"isActive must be a yes/no value, not {_json_kind(value)}", False, strict
-                    )
-                else:
-                    outcome, message = _bool_outcome(text, strict)
-                self._put(payload, problems, "isActive", outcome, message)
+                payload["code"] = code
+
+        value = get("isActive", _MISSING)
+        if value is not _MISSING:
+            if type(value) is str:
+                outcome, message = _bool_outcome(value, strict)
+            elif type(value) is bool:
+                outcome, message = value, None
+            else:
+                outcome, message = self._other("isActive", value, _bool_outcome)
+            if message is not None:
+                problems.append(Issue("isActive", message))
+            if outcome is _EMPTY:
+                if null_empty:
+                    payload["isActive"] = None
+            elif outcome is not _DROP:
+                payload["isActive"] = outcome
 
         country: str | None = None
-        if "country" in fields:
-            value = fields["country"]
-            text = _as_text(value) if value is not None else ""
+        value = get("country", _MISSING)
+        if value is not _MISSING:
+            text = value if type(value) is str else self._text(value)
             if text is None:
-                outcome, message = _DROP, _finish(
-                    f"country must be text, not {_json_kind(value)}", False, strict
-                )
+                outcome, message = _DROP, self._not_text("country", value)
             else:
                 outcome, country, message = _country_outcome(text, strict)
-            self._put(payload, problems, "country", outcome, message)
+            if message is not None:
+                problems.append(Issue("country", message))
+            if outcome is _EMPTY:
+                if null_empty:
+                    payload["country"] = None
+            elif outcome is not _DROP:
+                payload["country"] = outcome
 
-        if "state" in fields:
-            value = fields["state"]
-            text = _as_text(value) if value is not None else ""
+        value = get("state", _MISSING)
+        if value is not _MISSING:
+            text = value if type(value) is str else self._text(value)
             if text is None:
-                outcome, message = _DROP, _finish(
-                    f"state must be text, not {_json_kind(value)}", False, strict
-                )
+                outcome, message = _DROP, self._not_text("state", value)
             else:
                 outcome, message = _state_outcome(text, country, strict)
-            self._put(payload, problems, "state", outcome, message)
+            if message is not None:
+                problems.append(Issue("state", message))
+            if outcome is _EMPTY:
+                if null_empty:
+                    payload["state"] = None
+            elif outcome is not _DROP:
+                payload["state"] = outcome
 
-        if "city" in fields:
-            value = fields["city"]
-            text = _as_text(value) if value is not None else ""
+        value = get("city", _MISSING)
+        if value is not _MISSING:
+            text = value if type(value) is str else self._text(value)
             if text is None:
-                outcome, message = _DROP, _finish(
-                    f"city must be text, not {_json_kind(value)}", False, strict
-                )
+                outcome, message = _DROP, self._not_text("city", value)
+                problems.append(Issue("city", message))
             else:
-                outcome, message = _city_outcome(text), None
-            self._put(payload, problems, "city", outcome, message)
+                outcome = _city_outcome(text)
+            if outcome is _EMPTY:
+                if null_empty:
+                    payload["city"] = None
+            elif outcome is not _DROP:
+                payload["city"] = outcome
 
-        if "yearBorn" in fields:
-            value = fields["yearBorn"]
-            if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
-                value = str(value.year)
-            text = _as_text(value) if value is not None else ""
-            if text is None or isinstance(value, bool):
-                outcome, message = _DROP, _finish(
-                    f"yearBorn must be a year, not {_json_kind(value)}", False, strict
-                )
+        value = get("yearBorn", _MISSING)
+        if value is not _MISSING:
+            if type(value) is str:
+                outcome, message = _year_outcome(value, self._this_year, strict)
             else:
-                outcome, message = _year_outcome(text, self._this_year, strict)
-            self._put(payload, problems, "yearBorn", outcome, message)
+                if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
+                    value = str(value.year)
+                outcome, message = self._other("yearBorn", value, self._year)
+            if message is not None:
+                problems.append(Issue("yearBorn", message))
+            if outcome is _EMPTY:
+                if null_empty:
+                    payload["yearBorn"] = None
+            elif outcome is not _DROP:
+                payload["yearBorn"] = outcome
 
-        if "gender" in fields:
-            value = fields["gender"]
-            text = _as_text(value) if value is not None else ""
-            if text is None or isinstance(value, bool):
-                outcome, message = _DROP, _finish(
-                    f"gender must be 0-3 or a word, not {_json_kind(value)}", False, strict
-                )
+        value = get("gender", _MISSING)
+        if value is not _MISSING:
+            if type(value) is str:
+                outcome, message = _gender_outcome(value, strict)
             else:
-                outcome, message = _gender_outcome(text, strict)
-                if outcome is _AMBIGUOUS_M:
-                    outcome = self._m_gender
-                    if outcome is None:
-                        outcome, message = _DROP, self._m_message
-            self._put(payload, problems, "gender", outcome, message)
+                outcome, message = self._other("gender", value, _gender_outcome)
+            if outcome is _AMBIGUOUS_M:
+                outcome = self._m_gender
+                if outcome is None:
+                    outcome, message = _DROP, self._m_message
+            if message is not None:
+                problems.append(Issue("gender", message))
+            if outcome is _EMPTY:
+                if null_empty:
+                    payload["gender"] = None
+            elif outcome is not _DROP:
+                payload["gender"] = outcome
 
         if extracted.metadata_json is not None or extracted.metadata_extra:
             outcome, message = _metadata(extracted, self.options)
             if outcome is _DROP:
                 errors.append(Issue("metadata", message or "metadata is invalid"))
             elif outcome is _EMPTY:
-                if self._null_empty:
+                if null_empty:
                     payload["metadata"] = None
             else:
                 payload["metadata"] = outcome
@@ -704,19 +745,26 @@ class Normalizer:
             return Prepared(row, None, code, errors, warnings)
         return Prepared(row, payload, code, errors, warnings)
 
-    def _put(
-        self,
-        payload: dict[str, Any],
-        problems: list[Issue],
-        name: str,
-        outcome: Any,
-        message: str | None,
-    ) -> None:
-        """Apply one field's outcome to the payload and record its message."""
-        if message is not None:
-            problems.append(Issue(name, message))
-        if outcome is _EMPTY:
-            if self._null_empty:
-                payload[name] = None
-        elif outcome is not _DROP:
-            payload[name] = outcome
+    def _year(self, text: str, strict: bool) -> _Outcome:
+        """_year_outcome with this normalizer's idea of the current year."""
+        return _year_outcome(text, self._this_year, strict)
+
+    @staticmethod
+    def _text(value: Any) -> str | None:
+        """The text of a non-string cell; None (a JSON null) counts as an empty cell."""
+        return "" if value is None else _as_text(value)
+
+    def _not_text(self, name: str, value: Any) -> str:
+        """The message for a JSON value that cannot stand for ``name`` (an object, a list)."""
+        return _finish(f"{name} must be text, not {_json_kind(value)}", False, self._strict)
+
+    def _other(
+        self, name: str, value: Any, outcome_of: Callable[[str, bool], _Outcome]
+    ) -> _Outcome:
+        """The outcome of a non-string value (JSON number, bool, null) for a number-like field."""
+        if value is None:
+            return _EMPTY, None
+        if isinstance(value, bool) or _as_text(value) is None:
+            kind = _json_kind(value)
+            return _DROP, _finish(f"{name} cannot be {kind}", False, self._strict)
+        return outcome_of(_as_text(value) or "", self._strict)

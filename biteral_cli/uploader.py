@@ -390,8 +390,10 @@ class _Run:
         try:
             getattr(self.listener, name)(*args)
         except Exception as exc:
-            if self.error is None:
+            if self.error_kind is None:
                 self.halt(f"stopped: {exc}", "listener", exc)
+                # Already stopping because interrupted: the caller must still see this error.
+                self.error, self.error_kind = exc, "listener"
             else:
                 log.debug("listener raised again while stopping: %s", exc.__class__.__name__)
 

@@ -48,9 +48,7 @@ def _get(client: httpx.Client, code: str) -> dict[str, Any]:
 
 
 def test_missing_key_is_401(sandbox: RunningSandbox) -> None:
-    response = httpx.post(
-        f"{sandbox.url}/customers", json={"code": _code()}, headers={"X-API-Version": "1"}
-    )
+    response = httpx.post(f"{sandbox.url}/customers", json={"code": _code()}, headers={"X-API-Version": "1"})
     assert response.status_code == 401
     assert response.json() == {"object": "error", "payload": {"code": "invalid_api_key"}}
 
@@ -179,9 +177,7 @@ def test_each_rule_rejects_with_a_field_error(
     assert response.status_code == 400
     assert response.json()[0]["payload"]["code"] == "invalid_request"
     errors = _field_errors(response)
-    assert {"field": field, "code": code} in [
-        {"field": e["field"], "code": e["code"]} for e in errors
-    ]
+    assert {"field": field, "code": code} in [{"field": e["field"], "code": e["code"]} for e in errors]
     assert all(e["description"] for e in errors)
     if isinstance(body.get("code"), str) and body["code"]:
         assert client.get("/customers", params={"code": body["code"]}).status_code == 404
@@ -277,9 +273,7 @@ def test_without_per_item_errors_only_the_first_bad_item_is_reported_unprefixed(
     with httpx.Client(base_url=running.url, headers=_headers(running)) as http:
         response = http.post("/customers", json=batch)
         assert response.status_code == 400
-        assert [(e["field"], e["code"]) for e in _field_errors(response)] == [
-            ("gender", "invalid_value")
-        ]
+        assert [(e["field"], e["code"]) for e in _field_errors(response)] == [("gender", "invalid_value")]
         assert http.get("/customers", params={"code": batch[0]["code"]}).status_code == 404
 
 
@@ -319,9 +313,7 @@ def test_get_envelope_after_create(client: httpx.Client) -> None:
     assert by_id.json()["payload"]["code"] == code
 
 
-def test_omitted_fields_keep_values_and_null_removes(
-    sandbox: RunningSandbox, client: httpx.Client
-) -> None:
+def test_omitted_fields_keep_values_and_null_removes(sandbox: RunningSandbox, client: httpx.Client) -> None:
     code = _code()
     first = {"code": code, "isActive": False, "city": "Sevilla", "yearBorn": 1980, "gender": 1}
     assert client.post("/customers", json=first).status_code == 200
@@ -496,9 +488,7 @@ def test_create_app_alone_serves_in_memory() -> None:
     async def scenario() -> tuple[int, dict[str, Any]]:
         transport = httpx.ASGITransport(app=create_app(SandboxSettings()))
         headers = {"X-API-Key": "sandbox", "X-API-Version": "1"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://sandbox", headers=headers
-        ) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox", headers=headers) as http:
             posted = await http.post("/customers", json={"code": "A", "country": "Q142"})
             found = await http.get("/customers", params={"code": "A"})
             return posted.status_code, found.json()

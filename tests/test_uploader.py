@@ -17,7 +17,7 @@ import httpx
 import pytest
 import respx
 
-from biteral_cli.errors import ApiUnavailableError, AuthError, ConfigError, UsageError
+from biteral_cli.errors import ApiUnavailableError, AuthError, ConfigError, InputError, TooManyErrorsError, UsageError
 from biteral_cli.sandbox import RunningSandbox, SandboxSettings, running_sandbox
 from biteral_cli.uploader import (
     FieldError,
@@ -474,3 +474,45 @@ def test_total_wait_cap_gives_up(respx_mock: respx.MockRouter) -> None:
     rec = Recorder()
     run([customers(2)], mocked_settings(max_total_wait_s=60), rec)
     assert len(rec.failed) == 2 and "gave up after 1 attempts" in rec.failed[0][1]
+
+
+def test_async_source_and_a_listener_that_stops_the_run() -> None:
+    # The lead's listener raises TooManyErrorsError on a rejection: the run stops, everything
+    # taken is still reported, and the error reaches the caller.
+    items = customers(200)
+    items[3] = item(3, "BAD3", country="Spainn")
+    taken: list[int] = []
+
+    async def source() -> Any:
+        for batch in chunks(items, 10):
+            taken.extend(it.seq for it in batch)
+            yield batch
+
+    class Strict(Recorder):
+        def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None:
+            super().on_rejected(item, errors)
+            raise TooManyErrorsError("more than 0 rows failed")
+
+    rec = Strict()
+    with running_sandbox(SandboxSettings(api_key=KEY, latency_ms=20)) as sb:
+        with pytest.raises(TooManyErrorsError):
+            run(source(), settings_for(sb, concurrency=1), rec)
+        stored = sb.stats.stored_writes
+    assert [it.code for it, _ in rec.rejected] == ["BAD3"]
+    assert rec.reported() == sorted(taken) and len(taken) < 200
+    assert stored == len(rec.accepted)
+
+
+def test_a_source_that_breaks_midway_still_settles_what_was_taken() -> None:
+    items = customers(50)
+
+    def source() -> Iterator[list[Item]]:
+        yield from chunks(items[:30], 10)
+        raise InputError("line 31: broken")
+
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY)) as sb:
+        with pytest.raises(InputError, match="line 31"):
+            run(source(), settings_for(sb), rec)
+        assert_stored(sb, items[:30])
+    assert len(rec.accepted) == 30 and rec.reported() == list(range(30))
