@@ -123,7 +123,7 @@ class ByteStream(io.BufferedIOBase):
         return data
 
     def read(self, size: int | None = -1) -> bytes:
-        """Return ``size`` bytes (fewer only at the end), or everything when ``size`` is negative."""
+        """Return up to ``size`` bytes, or everything that is left when ``size`` is negative."""
         size = -1 if size is None else size
         parts: list[bytes] = []
         wanted = size

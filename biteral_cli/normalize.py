@@ -104,17 +104,14 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        if math.isnan(value):  # what dataframe-based readers put in blank numeric cells
+            return ""
         if math.isfinite(value) and value.is_integer():
             return str(int(value))
         return str(value)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return None
-
-
-def _is_empty(value: Any) -> bool:
-    """True for a blank cell: None, or text that is empty or only whitespace."""
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _words(text: str) -> frozenset[str]:
@@ -131,7 +128,7 @@ def _normalize_code(value: Any, max_length: int) -> tuple[str | None, str | None
     if value is None:
         return None, "code is missing"
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None, f"code must be text, not {type(value).__name__}"
+        return None, f"code must be text, not {_json_kind(value)}"
     text = (_as_text(value) or "").strip()
     # Spreadsheets export text-formatted cells with a leading apostrophe ('00123).
     if text.startswith("'"):

@@ -315,3 +315,32 @@ def test_every_sample_export_imports_without_options(
         data = json.loads(result.stdout)
         assert data["accepted"] > 0, export.name
         assert data["accepted"] + data["rejected"] + data["failed"] + data["skipped"] == data["rows"]
+
+
+def test_every_sample_format_reads_to_identical_payloads(runner: CliRunner) -> None:
+    outputs = {}
+    for name in ("customers.csv", "customers.jsonl", "customers.xlsx"):
+        invoke(runner, [str(SAMPLES / name), "--dry-run", "--output", f"{name}.out", "-q"], key=None)
+        outputs[name] = Path(f"{name}.out").read_text(encoding="utf-8")
+    assert outputs["customers.csv"].count("\n") == 297
+    assert outputs["customers.csv"] == outputs["customers.jsonl"] == outputs["customers.xlsx"]
+
+
+def test_several_inputs_are_counted_per_file(runner: CliRunner) -> None:
+    result = invoke(
+        runner,
+        [str(SAMPLES / "customers.csv"), str(SAMPLES / "customers.xlsx"), "--dry-run", "--json"],
+        key=None,
+    )
+    data = json.loads(result.stdout)
+    assert data["rows"] == 600
+    assert [counts["rows"] for counts in data["files"].values()] == [300, 300]
+
+
+def test_check_validates_url_and_key_without_reading(runner: CliRunner, sandbox: RunningSandbox) -> None:
+    result = invoke(runner, ["does-not-matter.csv", "--api-url", sandbox.url, "--check"])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output and "the key ****" in result.output  # a short key is masked whole
+    result = invoke(runner, ["does-not-matter.csv", "--api-url", sandbox.url, "--check"], key="wrong-key-9999")
+    assert result.exit_code == 3
+    assert "BITERAL_API_KEY" in result.output and "wrong-key-9999" not in result.output
