@@ -23,7 +23,6 @@ from typing import IO
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
 from .batching import batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
@@ -33,6 +32,7 @@ from .errors import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
     EXIT_SOME_FAILED,
+    EXIT_USAGE,
     AbortError,
     BiteralImportError,
     TooManyErrorsError,
@@ -375,9 +375,12 @@ def _install_signal_handlers(run: Run) -> list[signal.Signals]:
 def _exit_code(run: Run) -> int:
     if run.exit_override is not None:
         return run.exit_override
-    if run.error is not None:
-        return run.error.exit_code
     totals = run.tally.totals
+    if run.error is not None:
+        # Input that breaks mid-file after customers were sent is an aborted run, not "nothing sent".
+        if run.error.exit_code == EXIT_USAGE and totals.accepted and not run.settings.dry_run:
+            return EXIT_ABORTED
+        return run.error.exit_code
     if run.stop_reason is not None:
         return EXIT_ABORTED
     return EXIT_SOME_FAILED if totals.rejected or totals.failed else EXIT_OK
@@ -387,25 +390,14 @@ def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str]) -> N
     """Print a few customers as the API returns them, so the user sees what landed."""
     if not codes:
         return
-    table = Table(title="Stored in the sandbox (GET /customers)", title_justify="left")
-    fields = ("code", "country", "state", "city", "yearBorn", "gender", "isActive", "metadata")
-    for name in fields:
-        table.add_column(name)
+    console.print("Stored in the sandbox, as GET /customers returns them:", style="bold")
     headers = {"X-API-Key": endpoint.key.reveal(), "X-API-Version": "1", "Accept": "application/json"}
     with httpx.Client(base_url=endpoint.url, headers=headers, timeout=10) as client:
         for code in codes:
             response = client.get("/customers", params={"code": code})
-            if response.status_code != 200:
-                continue
-            payload = response.json().get("payload", {})
-            table.add_row(*(_cell(payload.get(name)) for name in fields))
-    console.print(table)
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
+            if response.status_code == 200:
+                payload = response.json().get("payload", {})
+                console.print("  " + json.dumps(payload, ensure_ascii=False), highlight=False, soft_wrap=True)
 
 
 def run_import(
@@ -424,6 +416,11 @@ def run_import(
     with contextlib.ExitStack() as stack:
         for source, _ in sources:
             stack.callback(source.close)
+        if not (settings.quiet or settings.json):
+            # What detection and mapping decided on the user's behalf (a misnamed file, a column
+            # that lost to another) is worth a line before anything is sent.
+            for note in [n for source, mapping in sources for n in (*source.notes, *mapping.notes)]:
+                console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
@@ -536,7 +533,7 @@ def _print_summary(run: Run, summary: Summary) -> None:
     if settings.quiet:
         run.out.print(summary_line(summary), highlight=False, soft_wrap=True)
         return
-    if summary.rows == 0:
+    if summary.rows == 0 and not summary.aborted:
         run.out.print("nothing to import: the input has a header but no rows")
         return
     run.out.print(summary_table(summary))

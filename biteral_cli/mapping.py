@@ -686,10 +686,21 @@ def _resolve_column(name: str, headers: Sequence[str]) -> str | None:
     return found[0] if len(set(found)) == 1 and wanted else None
 
 
+#: Columns an error message lists by name; a file with 100,000 columns must not print them all.
+_LISTED_COLUMNS = 20
+
+
+def _listed(headers: Sequence[str]) -> str:
+    """The headers quoted and comma-separated, cut after _LISTED_COLUMNS with a count of the rest."""
+    shown = ", ".join(f"'{h}'" for h in headers[:_LISTED_COLUMNS])
+    rest = len(headers) - _LISTED_COLUMNS
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
 def _no_column(flag: str, name: str, headers: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(headers), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    listed = ", ".join(f"'{h}'" for h in headers)
+    listed = _listed(headers)
     return f"{flag}: no column '{name}'{hint}; columns are: {listed}"
 
 
@@ -869,7 +880,7 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
             )
 
     if "code" not in {t for t, _ in targets.values()}:
-        listed = ", ".join(f"'{h}'" for h in headers)
+        listed = _listed(headers)
         if "code" in explicit:
             how = explicit["code"][1]
             error = ConfigError if how == "mapping file" else UsageError

@@ -351,7 +351,8 @@ def _open_text(
     given = options.encoding is not None
     if looks_binary(head, options.encoding):
         raise InputError(
-            f"{display}: does not look like a text file (CSV/JSON); if it is a spreadsheet, save it as .xlsx"
+            f"{display}: does not look like a text file (CSV/JSON); if it is a spreadsheet, save it as .xlsx; "
+            "if it is UTF-16 text without a byte order mark, pass --encoding utf-16-le (or utf-16-be)"
         )
     encoding = options.encoding or detect_encoding(head, at_eof=at_eof)
     try:
