@@ -188,6 +188,9 @@ class Run:
         self._advance(1)
 
     def on_failed(self, items: Sequence[Item], reason: str) -> None:
+        if reason.endswith(": interrupted") and self.stop_reason:
+            # The uploader only knows it was stopped; we know why.
+            reason = reason.removesuffix("interrupted") + self.stop_reason
         for item in items:
             self.fail(item.ref.row, reason)
         self._advance(len(items))
@@ -214,20 +217,23 @@ class Run:
         for source, mapping in sources:
             self.tally.register(source.name)
             rows = source.rows()
+            sample, broken = _read_ahead(rows, SAMPLE_ROWS)
+            gender_column = mapping.field_column("gender")
+            normalizer = Normalizer(
+                normalize_options,
+                gender_header=gender_column,
+                gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
+            )
             try:
-                sample = list(itertools.islice(rows, SAMPLE_ROWS))
-                gender_column = mapping.field_column("gender")
-                normalizer = Normalizer(
-                    normalize_options,
-                    gender_header=gender_column,
-                    gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
-                )
-                for row in itertools.chain(sample, rows):
+                # Rows read before the input broke are still processed: none is lost.
+                for row in itertools.chain(sample, () if broken else rows):
                     if self.stop.is_set():
                         return
                     item = self._one(row, mapping, normalizer, next(seq))
                     if item is not None:
                         yield item
+                if broken is not None:
+                    raise broken
             except BiteralImportError as exc:
                 # The input broke mid-stream (an undecodable byte, say): stop, keep what was done.
                 self.halt(f"stopped reading: {exc}", exc)
@@ -289,6 +295,16 @@ class Run:
             if self.output is not None:
                 self.output.writelines(item.body + b"\n" for item in chunk)
             yield from chunk
+
+
+def _read_ahead(rows: Iterator[SourceRow], n: int) -> tuple[list[SourceRow], BiteralImportError | None]:
+    """The first ``n`` rows, and the error that stopped reading them early, if any."""
+    sample: list[SourceRow] = []
+    try:
+        sample.extend(itertools.islice(rows, n))
+    except BiteralImportError as exc:
+        return sample, exc
+    return sample, None
 
 
 #: What a row broken at read time extracts to: the normalizer rejects it on ``row.error``.

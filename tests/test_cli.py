@@ -344,3 +344,20 @@ def test_check_validates_url_and_key_without_reading(runner: CliRunner, sandbox:
     result = invoke(runner, ["does-not-matter.csv", "--api-url", sandbox.url, "--check"], key="wrong-key-9999")
     assert result.exit_code == 3
     assert "BITERAL_API_KEY" in result.output and "wrong-key-9999" not in result.output
+
+
+def test_input_breaking_mid_file_after_sending_is_an_abort(
+    runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
+) -> None:
+    sandbox = sandbox_factory()
+    lines = ["code,city"] + [f"B{i:04d},Madrid" for i in range(2000)] + ['B9999,"never closed']
+    Path("broken.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["broken.csv", "--api-url", sandbox.url, "--batch-size", "10", "--concurrency", "1"]
+    result = invoke(runner, [*args, "--summary-json", "s.json"])
+    assert result.exit_code == 3, result.output  # customers were sent before the file broke
+    assert "line 2002" in result.output
+    figures = summary(Path("s.json"))
+    assert figures["accepted"] > 0
+    assert figures["accepted"] + figures["failed"] == figures["rows"] == 2000  # read-ahead rows: failed, not lost
+    result = invoke(runner, ["broken.csv", "--dry-run"], key=None)
+    assert result.exit_code == 2  # nothing sent: a plain input error
