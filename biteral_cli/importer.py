@@ -24,7 +24,7 @@ from typing import IO
 import httpx
 from rich.console import Console
 
-from .batching import batches, chunks
+from .batching import SeenCodes, batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
 from .errors import (
     EXIT_ABORTED,
@@ -118,7 +118,7 @@ class Run:
         self.error: BiteralImportError | None = None
         self.retries = 0
         self.batches_sent = 0
-        self.seen_codes: set[str] = set()
+        self.seen_codes = SeenCodes()
         self.shown_codes: list[str] = []
         self.processed = 0
         self.bad = 0
@@ -269,13 +269,11 @@ class Run:
             self._count_bad()
             return None
         code = prepared.code or ""
-        if code in self.seen_codes:
+        if not self.seen_codes.add(code):
             message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
             self.tally.warn(row.source, reason_key("code", message))
             if self.warnings is not None:
                 self.warnings.add(row, stage="validate", field="code", error=message)
-        else:
-            self.seen_codes.add(code)
         body = json.dumps(prepared.payload, ensure_ascii=False, separators=(",", ":")).encode()
         return Item(seq=seq, code=code, body=body, ref=Ref(row, fingerprint(body)))
 

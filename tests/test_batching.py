@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from biteral_cli.batching import batches, chunks
+from biteral_cli.batching import SeenCodes, batches, chunks
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,21 @@ def test_batches_keep_order_and_every_item(codes: list[str], size: int) -> None:
     for b in out:
         assert len(b) <= size
         assert len({i.code for i in b}) == len(b)
+
+
+@given(st.lists(st.text(max_size=8), max_size=3000))
+def test_seen_codes_behaves_like_a_set(codes: list[str]) -> None:
+    seen = SeenCodes(capacity=4)
+    reference: set[str] = set()
+    for code in codes:
+        assert seen.add(code) == (code not in reference)
+        reference.add(code)
+    assert len(seen) == len(reference)
+
+
+def test_seen_codes_stays_small_for_many_codes() -> None:
+    seen = SeenCodes()
+    for i in range(200_000):
+        assert seen.add(f"C{i:07d}")
+    assert not seen.add("C0000042")
+    assert len(seen._table) * seen._table.itemsize <= 200_000 * 4 * 8  # at most 4 slots of 8 bytes a code

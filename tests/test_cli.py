@@ -361,3 +361,39 @@ def test_input_breaking_mid_file_after_sending_is_an_abort(
     assert figures["accepted"] + figures["failed"] == figures["rows"] == 2000  # read-ahead rows: failed, not lost
     result = invoke(runner, ["broken.csv", "--dry-run"], key=None)
     assert result.exit_code == 2  # nothing sent: a plain input error
+
+
+def test_duplicate_codes_warn_and_end_as_a_top_to_bottom_application(
+    runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
+) -> None:
+    sandbox = sandbox_factory(latency_jitter_ms=20)
+    lines = ["code,country,city,yearBorn"]
+    for i in range(300):
+        lines.append(f"D{i % 7},ES,City{i},")  # 7 codes, each rewritten many times
+    lines.append("D0,FR,,1980")  # the last row for D0 keeps its earlier city (empty cells are left out)
+    Path("dups.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = invoke(
+        runner,
+        [
+            "dups.csv",
+            "--api-url",
+            sandbox.url,
+            "--batch-size",
+            "5",
+            "--concurrency",
+            "8",
+            "--summary-json",
+            "s.json",
+            "--warnings",
+            "w.csv",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    figures = summary(Path("s.json"))
+    assert figures["accepted"] == 301
+    assert figures["warnings"] == 301 - 7
+    assert "appears earlier in the input" in Path("w.csv").read_text(encoding="utf-8-sig")
+    for i in range(1, 7):
+        last = max(j for j in range(300) if j % 7 == i)
+        assert get(sandbox, f"D{i}") == {"code": f"D{i}", "isActive": True, "country": "ESP", "city": f"City{last}"}
+    assert get(sandbox, "D0") == {"code": "D0", "isActive": True, "country": "FRA", "city": "City294", "yearBorn": 1980}
