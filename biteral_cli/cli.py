@@ -594,7 +594,7 @@ def sandbox_command(
         ),
     ] = "sandbox",
     db: Annotated[Path | None, typer.Option("--db", help="SQLite file (default: a temporary one).")] = None,
-    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Added latency per request.")] = 0,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Response time of every request, counted from its arrival.")] = 0,
     error_rate: Annotated[float, typer.Option("--error-rate", help="Fraction of requests answered 500/503.")] = 0.0,
     rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second before 429.")] = None,
     latency_jitter_ms: Annotated[float, typer.Option("--latency-jitter-ms", help="Random extra latency, 0..N ms.")] = 0,

@@ -62,7 +62,7 @@ SAMPLE_ROWS = 1000
 #: The one JSON encoder for payloads (building one per call, as json.dumps with options does, is slow).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Rows looked up in the sync state at once (one SQL query each).
-STATE_CHUNK = 500
+STATE_CHUNK = 100
 
 
 @dataclass(slots=True)
@@ -283,7 +283,9 @@ class Run:
     def to_send(self, items: Iterator[Item]) -> Iterator[Item]:
         """Drop customers the sync state says are unchanged (as skipped); write --output lines."""
         state = None if self.settings.full else self.state
-        for chunk in chunks(items, STATE_CHUNK):
+        # Without a state, pass items straight on: reading ahead in big chunks would hold up the
+        # event loop (and the requests in flight) for tens of milliseconds at a time.
+        for chunk in chunks(items, STATE_CHUNK) if state is not None else ([item] for item in items):
             if state is not None:
                 unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
                 kept = []

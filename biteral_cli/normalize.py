@@ -319,6 +319,8 @@ def _valid_day(year: int, month: int, day: int) -> bool:
     """True when day/month exist in that year (any year outside 1..9999 is checked as 2000)."""
     if not (1 <= month <= 12 and day >= 1):
         return False
+    if day <= 28:  # the common case, without a calendar look-up
+        return True
     check_year = year if 1 <= year <= 9999 else 2000
     return day <= calendar.monthrange(check_year, month)[1]
 
@@ -511,6 +513,8 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 # Re-encoding parsed JSON text never makes it more than this many times longer (the worst case is
 # a number: "1e15" comes back as "1000000000000000.0"), so short texts need no size check.
 _REENCODE_GROWTH = 5
+#: JSON (ensure_ascii=False) writes a character of a string as at most 6 characters ("\u001f").
+_ESCAPE_GROWTH = 6
 
 
 def _metadata(extracted: Extracted, options: NormalizeOptions) -> tuple[Any, str | None]:
@@ -531,16 +535,24 @@ def _metadata(extracted: Extracted, options: NormalizeOptions) -> tuple[Any, str
         base, given = _jsonable(raw), True
     elif raw is not None:
         return _DROP, f"metadata must be a JSON object, not {_json_kind(raw)}"
-    if extracted.metadata_extra:
-        base = {**base, **{str(k): _jsonable(v) for k, v in extracted.metadata_extra.items()}}
-        given = True
+    extra = extracted.metadata_extra
+    # Upper bound of the merged object's JSON length, to skip encoding it just to measure it.
+    bound = len(raw) * _REENCODE_GROWTH + 2 if isinstance(raw, str) else None if given else 2
+    if extra:
+        merged = dict(base)
+        for k, v in extra.items():
+            if type(k) is str and type(v) is str:
+                merged[k] = v
+                if bound is not None:
+                    # A character takes at most 6 in JSON (\u00XX); plus quotes, colon and comma.
+                    bound += _ESCAPE_GROWTH * (len(k) + len(v)) + 6
+            else:
+                merged[str(k)] = _jsonable(v)
+                bound = None
+        base, given = merged, True
     if not given:
         return _EMPTY, None
-    if (
-        not extracted.metadata_extra
-        and isinstance(raw, str)
-        and len(raw) * _REENCODE_GROWTH <= options.max_metadata_chars
-    ):
+    if bound is not None and bound <= options.max_metadata_chars:
         return base, None
     try:
         size = len(_ENCODER.encode(base))

@@ -10,11 +10,13 @@ injected to exercise the client's retry logic.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import functools
 import hmac
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -24,7 +26,6 @@ import tempfile
 import threading
 import time
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,10 @@ _FIELDS = ("code", "isActive", "country", "state", "city", "yearBorn", "gender",
 _STARTUP_WAIT_S = 10.0
 _STOP_WAIT_S = 10.0
 _SLEEP_SLICE_S = 0.05
+_RESOLVE_CACHE = 16384
+#: Codes per ``IN (...)`` query: below SQLite's oldest default limit of 999 bound parameters.
+_QUERY_CHUNK = 500
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,6 +151,12 @@ class SandboxStats:
     unchanged_writes: int = 0
     """Accepted customers that changed nothing (not billed by the real API)."""
     dropped_responses: int = 0
+    first_post_s: float | None = None
+    """``time.monotonic()`` when the first POST /customers arrived (before any injected latency)."""
+    last_post_s: float | None = None
+    """``time.monotonic()`` when the latest POST /customers arrived."""
+    last_post_done_s: float | None = None
+    """``time.monotonic()`` when the latest POST /customers was answered."""
 
     def __post_init__(self) -> None:
         # Not a dataclass field, so asdict()/copy of the counters never meets the lock.
@@ -234,6 +245,8 @@ class _Resolved:
     description: str = ""
 
 
+# Exports repeat a handful of spellings millions of times: resolve each distinct one once.
+@functools.lru_cache(maxsize=_RESOLVE_CACHE)
 def _resolve_country(value: str) -> _Resolved:
     """Resolve a country given as ISO code, numeric code, WikiData id or name to ISO alpha-3."""
     text = value.strip()
@@ -317,6 +330,7 @@ def _drop_ancestors(codes: set[str], parents: dict[str, str | None]) -> set[str]
     return {code for code in codes if code not in ancestors}
 
 
+@functools.lru_cache(maxsize=_RESOLVE_CACHE)
 def _resolve_state(value: str, country_alpha3: str | None) -> _Resolved:
     """Resolve a state given as ISO 3166-2 code, code without prefix or name to ISO 3166-2."""
     text = value.strip()
@@ -412,7 +426,7 @@ def _validate_item(item: object, stored_country: str | None) -> tuple[dict[str, 
         if not isinstance(metadata, dict):
             bad("metadata", "invalid_type", "Field 'metadata' must be a JSON object")
         else:
-            size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")))
+            size = len(_COMPACT_JSON.encode(metadata))
             if size > MAX_METADATA_CHARS:
                 bad(
                     "metadata",
@@ -488,6 +502,8 @@ class _Store:
         try:
             self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
+            # A test server need not survive a power cut: no fsync on every commit.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS customers (code TEXT PRIMARY KEY, id TEXT NOT NULL"
                 " UNIQUE, payload TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT)"
@@ -513,45 +529,70 @@ class _Store:
             "updated_at": row[4],
         }
 
+    def _payloads(self, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored payloads of those codes that exist, a few hundred per query."""
+        unique = list(dict.fromkeys(codes))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(unique), _QUERY_CHUNK):
+            chunk = unique[start : start + _QUERY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for code, payload in self.conn.execute(
+                f"SELECT code, payload FROM customers WHERE code IN ({marks})", chunk
+            ):
+                found[code] = json.loads(payload)
+        return found
+
     def upsert_all(self, changes: list[dict[str, Any]]) -> tuple[int, int]:
         """Apply the changes in order in one transaction; return (written, unchanged) counts."""
         written = unchanged = 0
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
+                # One read and at most two writes per batch, however many customers it holds;
+                # a code repeated within the batch sees the earlier change, as in order one by one.
+                current = self._payloads([change["code"] for change in changes])
+                existing = set(current)
+                updated: dict[str, bool] = {}  # code written -> changed after it existed
                 for change in changes:
-                    current = self.get(code=change["code"])
-                    if current is None:
+                    code = change["code"]
+                    before = current.get(code)
+                    if before is None:
                         payload = {k: v for k, v in change.items() if v is not None}
-                        payload.setdefault("isActive", True)
-                        self.conn.execute(
-                            "INSERT INTO customers (code, id, payload, created_at, updated_at)"
-                            " VALUES (?, ?, ?, ?, NULL)",
-                            (
-                                change["code"],
-                                f"cus_{uuid.uuid4().hex[:20]}",
-                                json.dumps(_ordered(payload)),
-                                _now(),
-                            ),
-                        )
-                        written += 1
-                        continue
-                    payload = dict(current["payload"])
-                    for key, value in change.items():
-                        if value is None:
-                            payload.pop(key, None)
-                        else:
-                            payload[key] = value
+                    else:
+                        payload = dict(before)
+                        for key, value in change.items():
+                            if value is None:
+                                payload.pop(key, None)
+                            else:
+                                payload[key] = value
                     # Absent isActive means active: removing it is the same as setting true.
                     payload.setdefault("isActive", True)
-                    if payload == current["payload"]:
+                    if before is not None and payload == before:
                         unchanged += 1
                         continue
-                    self.conn.execute(
-                        "UPDATE customers SET payload = ?, updated_at = ? WHERE code = ?",
-                        (json.dumps(_ordered(payload)), _now(), change["code"]),
-                    )
+                    current[code] = payload
+                    updated[code] = updated.get(code, False) or before is not None
                     written += 1
+                now = _now()
+                new = [code for code in updated if code not in existing]
+                ids = os.urandom(10 * len(new)).hex()
+                self.conn.executemany(
+                    "INSERT INTO customers (code, id, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            code,
+                            f"cus_{ids[20 * i : 20 * i + 20]}",
+                            json.dumps(_ordered(current[code])),
+                            now,
+                            now if updated[code] else None,  # created, then changed within this batch
+                        )
+                        for i, code in enumerate(new)
+                    ],
+                )
+                self.conn.executemany(
+                    "UPDATE customers SET payload = ?, updated_at = ? WHERE code = ?",
+                    [(json.dumps(_ordered(current[code])), now, code) for code in updated if code in existing],
+                )
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -617,33 +658,49 @@ class _Sandbox:
                 return
             await asyncio.sleep(min(remaining, _SLEEP_SLICE_S))
 
-    def rate_limited(self) -> int | None:
-        """Seconds to wait when this request exceeds the rate limit, else None (and count it)."""
+    def rate_limited(self, arrived: float | None = None) -> int | None:
+        """Seconds to wait when a request that arrived at ``arrived`` (monotonic; default now)
+        exceeds the rate limit, else None (and count it)."""
         limit = self.settings.rate_limit
         if limit is None:
             return None
         # Fractional limits below 1/s become "one request per 1/limit seconds".
         window_s, capacity = (1.0, int(limit)) if limit >= 1 else (1.0 / limit, 1)
-        now = time.monotonic()
+        now = time.monotonic() if arrived is None else arrived
         while self.window and self.window[0] <= now - window_s:
             self.window.popleft()
         if len(self.window) >= capacity:
             return max(1, math.ceil(self.window[0] + window_s - now))
-        self.window.append(now)
+        # Jittered latency can finish requests out of arrival order; keep the window sorted.
+        bisect.insort(self.window, now)
         return None
 
+    async def answer_at(self, request: Request) -> None:
+        """Wait until this request's simulated latency, counted from its arrival, has passed."""
+        respond_at = getattr(request.state, "respond_at", None)
+        if respond_at is not None:
+            await self.sleep(respond_at - time.monotonic())
+
     async def guard(self, request: Request, *, inject_errors: bool) -> Response | None:
-        """Latency, auth, version, rate limit and injected errors: a response to send, or None."""
+        """Auth, version, rate limit and injected errors: a response to send, or None.
+
+        Also fixes when the answer may leave (``answer_at``): the latency is the API's response
+        time, and the work of a request happens within it. A real API works on concurrent requests
+        in parallel; this single-threaded sandbox would otherwise queue them and add their work
+        to one another's latency.
+        """
         s = self.settings
+        # The limit counts requests when they arrive, as a real API does.
+        arrived = time.monotonic()
         if s.latency_ms or s.latency_jitter_ms:
             jitter = self.random.uniform(0, s.latency_jitter_ms) if s.latency_jitter_ms else 0.0
-            await self.sleep((s.latency_ms + jitter) / 1000)
+            request.state.respond_at = arrived + (s.latency_ms + jitter) / 1000
         key = request.headers.get("x-api-key", "")
         if not hmac.compare_digest(key.encode(), s.api_key.encode()):
             return _error(401, "invalid_api_key")
         if request.headers.get("x-api-version", "").strip() != "1":
             return _bad_request("invalid_api_version")
-        retry_after = self.rate_limited()
+        retry_after = self.rate_limited(arrived)
         if retry_after is not None:
             return _error(429, "rate_limited", {"Retry-After": str(retry_after)})
         if inject_errors and s.error_rate and self.random.random() < s.error_rate:
@@ -678,6 +735,11 @@ class _Sandbox:
     # -- endpoints -------------------------------------------------------------------------
 
     async def status(self, request: Request) -> Response:
+        response = await self._status(request)
+        await self.answer_at(request)
+        return response
+
+    async def _status(self, request: Request) -> Response:
         denied = await self.guard(request, inject_errors=False)
         if denied is not None:
             return denied
@@ -702,6 +764,11 @@ class _Sandbox:
         )
 
     async def customers(self, request: Request) -> Response:
+        response = await self._customers(request)
+        await self.answer_at(request)
+        return response
+
+    async def _customers(self, request: Request) -> Response:
         if request.method == "POST":
             with self.stats._lock:
                 self.stats.posts += 1
@@ -791,6 +858,7 @@ class _Sandbox:
         if s.drop_response_rate and self.random.random() < s.drop_response_rate:
             with self.stats._lock:
                 self.stats.dropped_responses += 1
+            await self.answer_at(request)
             await self.sleep(s.drop_response_delay_s)
         return JSONResponse({"object": "customers_ingest", "payload": {"received": len(changes)}})
 
@@ -810,12 +878,20 @@ class _CountingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        is_post = scope.get("method") == "POST"
         with self.stats._lock:
             self.stats.requests += 1
+            if is_post:
+                now = time.monotonic()
+                if self.stats.first_post_s is None:
+                    self.stats.first_post_s = now
+                self.stats.last_post_s = now
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.stats.count_status(int(message["status"]))
+                if is_post:
+                    self.stats.last_post_done_s = time.monotonic()
             await send(message)
 
         await self.app(scope, receive, counting_send)

@@ -34,7 +34,7 @@ _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _INDEXED_FIELD = re.compile(r"^\[(\d+)\]\.?(.*)$")
 # Requests are spaced a little wider than 1/rate so that network jitter between our clock and the
 # server's never squeezes rate+1 requests into one of its one-second windows.
-_RATE_SAFETY = 1.015
+_RATE_SAFETY = 1.03
 
 
 class Secret:

@@ -496,3 +496,46 @@ def test_create_app_alone_serves_in_memory() -> None:
     status, found = asyncio.run(scenario())
     assert status == 200
     assert found["payload"] == {"code": "A", "isActive": True, "country": "FRA"}
+
+
+# Behaviour the batched write path (made fast for the upload benchmark) must keep.
+_HEADERS = {"X-API-Key": "sandbox", "X-API-Version": "1"}
+
+
+def test_sandbox_batch_naming_one_code_twice_keeps_the_later_values_and_counts_both() -> None:
+    with running_sandbox(SandboxSettings()) as sandbox, httpx.Client(base_url=sandbox.url, headers=_HEADERS) as http:
+        first = [
+            {"code": "A", "city": "Paris", "country": "FR", "gender": 1},
+            {"code": "B", "city": "Lyon"},
+            {"code": "A", "city": "Nice", "gender": None},
+        ]
+        assert http.post("/customers", json=first).status_code == 200
+        assert (sandbox.stats.stored_writes, sandbox.stats.unchanged_writes) == (3, 0)
+        stored = http.get("/customers", params={"code": "A"}).json()
+        assert stored["payload"] == {"code": "A", "isActive": True, "country": "FRA", "city": "Nice"}
+        assert stored["updatedAt"] is not None  # created, then changed by the third item
+        assert http.get("/customers", params={"code": "B"}).json()["updatedAt"] is None
+        created, updated = stored["createdAt"], stored["updatedAt"]
+
+        again = [{"code": "A", "city": "Nice"}, {"code": "B", "yearBorn": 1980}, {"code": "B", "yearBorn": 1980}]
+        assert http.post("/customers", json=again).status_code == 200
+        assert (sandbox.stats.stored_writes, sandbox.stats.unchanged_writes) == (4, 2)
+        a = http.get("/customers", params={"code": "A"}).json()
+        b = http.get("/customers", params={"code": "B"}).json()
+    assert (a["createdAt"], a["updatedAt"]) == (created, updated)  # unchanged: not rewritten
+    assert b["payload"] == {"code": "B", "isActive": True, "city": "Lyon", "yearBorn": 1980}
+    assert b["updatedAt"] is not None and a["id"] != b["id"]
+
+
+def test_sandbox_counts_when_posts_arrive_and_are_answered() -> None:
+    with running_sandbox(SandboxSettings()) as sandbox, httpx.Client(base_url=sandbox.url, headers=_HEADERS) as http:
+        assert sandbox.stats.first_post_s is None
+        http.get("/status")
+        assert sandbox.stats.first_post_s is None  # only POSTs count
+        http.post("/customers", json={"code": "A"})
+        first = sandbox.stats.first_post_s
+        http.post("/customers", json={"code": "B"})
+        stats = sandbox.stats
+    assert first is not None and stats.first_post_s == first
+    assert stats.last_post_s is not None and stats.last_post_done_s is not None
+    assert first < stats.last_post_s <= stats.last_post_done_s

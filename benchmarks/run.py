@@ -1,0 +1,523 @@
+"""Measure biteral-import against its baselines and print the four figures of BENCHMARKS.md.
+
+Run: .venv/bin/python benchmarks/run.py            (full run: several minutes)
+     .venv/bin/python benchmarks/run.py --quick    (tiny sizes, one repetition: seconds)
+
+1. read + map + normalize + validate + serialize (``--dry-run --output /dev/null``) of a CSV,
+   against ``pandas.read_csv(dtype=str, keep_default_na=False)``; peak RSS, and its growth with size;
+2. the same for an XLSX, against ``pandas.read_excel(engine="calamine")``;
+3. upload to a sandbox with 100 ms latency at concurrency 4, as a fraction of the ideal
+   ``concurrency x 100 / latency``, and against a sequential one-request-per-customer loop;
+4. ``--rate 20/s`` against a sandbox that answers 429 above 20 requests/s.
+
+Every CLI and pandas run is its own child process (wall clock and that child's peak RSS from
+``wait4``); the sandbox is another process. Prints a table and writes benchmarks/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import make_data  # noqa: E402 - the sibling script, importable once HERE is on the path
+
+PYTHON = sys.executable
+SANDBOX_KEY = "sandbox"  # the sandbox's public default key, not a secret
+_SERVER_START_S = 30.0
+_PANDAS_CSV = "import pandas as pd, sys; pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)"
+_PANDAS_XLSX = "import pandas as pd, sys; pd.read_excel(sys.argv[1], engine='calamine')"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes:
+    """How big each benchmark is and how often it is repeated."""
+
+    csv_rows: int = 1_000_000
+    csv_small_rows: int = 100_000
+    xlsx_rows: int = 100_000
+    upload_rows: int = 20_000
+    sequential_rows: int = 500
+    rate_rows: int = 3_000
+    rate_batch_size: int = 10
+    latency_ms: float = 100.0
+    concurrency: int = 4
+    rate: float = 20.0
+    reps: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("csv_rows", "csv_small_rows", "xlsx_rows", "upload_rows", "sequential_rows", "rate_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.reps < 1 or self.concurrency < 1 or self.rate <= 0 or self.latency_ms <= 0:
+            raise ValueError("reps, concurrency, rate and latency must be positive")
+        if not 1 <= self.rate_batch_size <= 100:
+            raise ValueError("rate_batch_size must be between 1 and 100")
+
+
+QUICK = Sizes(
+    csv_rows=2_000,
+    csv_small_rows=200,
+    xlsx_rows=500,
+    upload_rows=500,
+    sequential_rows=20,
+    rate_rows=200,
+    reps=1,
+)
+
+
+@dataclass(slots=True)
+class Measured:
+    """One child process: wall-clock seconds, peak RSS in bytes, exit code and its output."""
+
+    wall_s: float
+    rss_bytes: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(slots=True)
+class Figure:
+    """One line of the results table."""
+
+    name: str
+    ours: float
+    ours_unit: str
+    baseline: float | None
+    baseline_unit: str
+    ratio: float
+    ratio_text: str
+    target: str
+    met: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# Child processes
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child: this checkout's code first, whatever the venv has installed."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def measure(cmd: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) -> Measured:
+    """Run ``cmd`` to completion; time it and read its own peak RSS from the kernel (wait4)."""
+    env = env if env is not None else child_env()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Measured(
+            wall_s=wall,
+            rss_bytes=usage.ru_maxrss * 1024,  # kilobytes on Linux
+            returncode=proc.returncode,
+            stdout=out.read().decode("utf-8", "replace"),
+            stderr=err.read().decode("utf-8", "replace"),
+        )
+
+
+def cli(*args: str) -> list[str]:
+    """The command line of biteral-import as a user runs it."""
+    return [PYTHON, "-m", "biteral_cli", *args]
+
+
+def checked(m: Measured, what: str, ok: Sequence[int] = (0, 1)) -> Measured:
+    """``m`` if the child exited with an accepted code, else a RuntimeError with its stderr."""
+    if m.returncode not in ok:
+        raise RuntimeError(f"{what} exited {m.returncode}: {m.stderr.strip()[-2000:]}")
+    return m
+
+
+def dry_run(path: Path, work: Path) -> Measured:
+    """One ``--dry-run --output /dev/null -q`` of ``path`` in its own process."""
+    failures = work / "dry.failures.csv"
+    cmd = cli(str(path), "--dry-run", "--output", os.devnull, "-q", "--failures", str(failures))
+    return checked(measure(cmd, cwd=work), f"dry run of {path.name}")
+
+
+def median_of(runs: Sequence[Measured]) -> tuple[float, int]:
+    """Median wall seconds and median peak RSS of several runs."""
+    return statistics.median(m.wall_s for m in runs), int(statistics.median(m.rss_bytes for m in runs))
+
+
+# ------------------------------------------------------------------------------------------------
+# 1 and 2: reading
+
+
+def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
+    """CLI dry run of the big CSV against pandas; peak RSS at both sizes."""
+    big = make_data.ensure(sizes.csv_rows, "csv", data)
+    small = make_data.ensure(sizes.csv_small_rows, "csv", data)
+    ours, theirs, smalls = [], [], []
+    for rep in range(sizes.reps):
+        log(f"csv rep {rep + 1}/{sizes.reps}: biteral-import --dry-run, {sizes.csv_rows:,} rows")
+        ours.append(dry_run(big, work))
+        log(f"csv rep {rep + 1}/{sizes.reps}: pandas.read_csv")
+        theirs.append(checked(measure([PYTHON, "-c", _PANDAS_CSV, str(big)], cwd=work), "pandas.read_csv", (0,)))
+        log(f"csv rep {rep + 1}/{sizes.reps}: biteral-import --dry-run, {sizes.csv_small_rows:,} rows")
+        smalls.append(dry_run(small, work))
+    ours_s, ours_rss = median_of(ours)
+    pandas_s, pandas_rss = median_of(theirs)
+    _, small_rss = median_of(smalls)
+    mb = 1024 * 1024
+    growth = ours_rss / small_rss
+    return [
+        Figure(
+            name=f"1. CSV {sizes.csv_rows:,} rows, dry run",
+            ours=ours_s,
+            ours_unit="s",
+            baseline=pandas_s,
+            baseline_unit="s pandas.read_csv",
+            ratio=ours_s / pandas_s,
+            ratio_text=f"{ours_s / pandas_s:.2f}x pandas",
+            target="<= 3x",
+            met=ours_s / pandas_s <= 3,
+            detail={"runs_s": [m.wall_s for m in ours], "pandas_runs_s": [m.wall_s for m in theirs]},
+        ),
+        Figure(
+            name=f"1. CSV {sizes.csv_rows:,} rows, peak RSS",
+            ours=ours_rss / mb,
+            ours_unit="MB",
+            baseline=pandas_rss / mb,
+            baseline_unit="MB pandas",
+            ratio=ours_rss / mb / 300,
+            ratio_text=f"{ours_rss / mb / 300:.2f} of 300 MB",
+            target="<= 300 MB",
+            met=ours_rss <= 300 * mb,
+        ),
+        Figure(
+            name=f"1. CSV peak RSS, {sizes.csv_rows:,} vs {sizes.csv_small_rows:,} rows",
+            ours=ours_rss / mb,
+            ours_unit="MB",
+            baseline=small_rss / mb,
+            baseline_unit=f"MB at {sizes.csv_small_rows:,}",
+            ratio=growth,
+            ratio_text=f"{growth:.2f}x",
+            target="<= 1.5x",
+            met=growth <= 1.5,
+        ),
+    ]
+
+
+def bench_xlsx(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
+    """CLI dry run of an XLSX against pandas.read_excel with calamine."""
+    path = make_data.ensure(sizes.xlsx_rows, "xlsx", data)
+    ours, theirs = [], []
+    for rep in range(sizes.reps):
+        log(f"xlsx rep {rep + 1}/{sizes.reps}: biteral-import --dry-run, {sizes.xlsx_rows:,} rows")
+        ours.append(dry_run(path, work))
+        log(f"xlsx rep {rep + 1}/{sizes.reps}: pandas.read_excel")
+        theirs.append(checked(measure([PYTHON, "-c", _PANDAS_XLSX, str(path)], cwd=work), "pandas.read_excel", (0,)))
+    ours_s, _ = median_of(ours)
+    pandas_s, _ = median_of(theirs)
+    return [
+        Figure(
+            name=f"2. XLSX {sizes.xlsx_rows:,} rows, dry run",
+            ours=ours_s,
+            ours_unit="s",
+            baseline=pandas_s,
+            baseline_unit="s pandas.read_excel",
+            ratio=ours_s / pandas_s,
+            ratio_text=f"{ours_s / pandas_s:.2f}x pandas",
+            target="<= 2x",
+            met=ours_s / pandas_s <= 2,
+            detail={"runs_s": [m.wall_s for m in ours], "pandas_runs_s": [m.wall_s for m in theirs]},
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# 3 and 4: uploading
+
+
+@dataclass(slots=True)
+class Server:
+    """A sandbox process started by ``sandbox_server``: its URL and its control pipe."""
+
+    url: str
+    proc: subprocess.Popen[str]
+
+    def stats(self) -> dict[str, Any]:
+        """The sandbox's counters right now."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox process ended unexpectedly")
+        return json.loads(line)
+
+
+@contextlib.contextmanager
+def sandbox(latency_ms: float, rate_limit: float | None = None) -> Iterator[Server]:
+    """A sandbox in its own process (so client and server do not share a GIL); always stopped."""
+    cmd = [PYTHON, str(HERE / "sandbox_server.py"), "--latency-ms", str(latency_ms)]
+    if rate_limit is not None:
+        cmd += ["--rate-limit", str(rate_limit)]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=child_env()
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + _SERVER_START_S
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("URL "):
+                url = line.split(None, 1)[1].strip()
+        if url is None:
+            raise RuntimeError("the sandbox did not start")
+        yield Server(url, proc)
+    finally:
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # end of input: the server stops
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def upload(path: Path, server: Server, work: Path, *extra: str) -> tuple[Measured, dict[str, Any]]:
+    """Import ``path`` into ``server`` with the CLI; (the run, the sandbox's counters after it)."""
+    env = child_env(BITERAL_API_KEY=SANDBOX_KEY)
+    cmd = cli(str(path), "--api-url", server.url, "--json", "--failures", str(work / "up.failures.csv"), *extra)
+    m = checked(measure(cmd, cwd=work, env=env), f"upload of {path.name}")
+    return m, server.stats()
+
+
+def sequential(payloads: Sequence[bytes], url: str) -> float:
+    """Seconds for the naive loop: one POST per customer, waiting for each (records per request 1)."""
+    headers = {"X-API-Key": SANDBOX_KEY, "X-API-Version": "1", "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        started = time.perf_counter()
+        for body in payloads:
+            response = client.post("/customers", content=body)
+            if response.status_code != 201 and response.status_code != 200:
+                raise RuntimeError(f"sequential baseline: POST answered {response.status_code}")
+        return time.perf_counter() - started
+
+
+def bench_upload(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
+    """Upload throughput against the ideal, and against the sequential one-per-request loop."""
+    # Clean rows: the figure is about throughput; rejected rows would add split requests.
+    path = make_data.ensure(sizes.upload_rows, "csv", data, bad_rate=0.0)
+    payloads_path = work / "payloads.jsonl"
+    checked(
+        measure(cli(str(path), "--dry-run", "--output", str(payloads_path), "-q"), cwd=work),
+        "dry run for the payloads",
+        (0,),
+    )
+    payloads = payloads_path.read_bytes().splitlines()[: sizes.sequential_rows]
+    ideal = sizes.concurrency * 100 * 1000 / sizes.latency_ms
+    rates, walls, seq_rates = [], [], []
+    for rep in range(sizes.reps):
+        with sandbox(sizes.latency_ms) as server:
+            log(f"upload rep {rep + 1}/{sizes.reps}: {sizes.upload_rows:,} customers, concurrency {sizes.concurrency}")
+            m, stats = upload(path, server, work, "--concurrency", str(sizes.concurrency))
+            summary = json.loads(m.stdout)
+            if summary["accepted"] != sizes.upload_rows:
+                raise RuntimeError(f"upload: {summary['accepted']} of {sizes.upload_rows} accepted")
+            window = stats["last_post_done_s"] - stats["first_post_s"]
+            rates.append(stats["items_received"] / window)
+            walls.append(m.wall_s)
+            log(f"upload rep {rep + 1}/{sizes.reps}: sequential loop, {len(payloads)} customers")
+            seq_rates.append(len(payloads) / sequential(payloads, server.url))
+    rate = statistics.median(rates)
+    seq = statistics.median(seq_rates)
+    wall = statistics.median(walls)
+    return [
+        Figure(
+            name=f"3. upload {sizes.upload_rows:,}, {sizes.latency_ms:g} ms, concurrency {sizes.concurrency}",
+            ours=rate,
+            ours_unit="rec/s",
+            baseline=ideal,
+            baseline_unit="rec/s ideal",
+            ratio=rate / ideal,
+            ratio_text=f"{rate / ideal:.1%} of ideal",
+            target=">= 85%",
+            met=rate / ideal >= 0.85,
+            detail={
+                "runs_rec_per_s": rates,
+                "cli_wall_s": walls,
+                "end_to_end_rec_per_s": sizes.upload_rows / wall,
+            },
+        ),
+        Figure(
+            name=f"3. upload vs sequential loop ({len(payloads)} customers)",
+            ours=rate,
+            ours_unit="rec/s",
+            baseline=seq,
+            baseline_unit="rec/s sequential",
+            ratio=rate / seq,
+            ratio_text=f"{rate / seq:.0f}x",
+            target=">= 100x",
+            met=rate / seq >= 100,
+            detail={"sequential_runs_rec_per_s": seq_rates},
+        ),
+    ]
+
+
+def bench_rate(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
+    """Requests per second achieved with --rate against a sandbox that enforces that rate."""
+    path = make_data.ensure(sizes.rate_rows, "csv", data, bad_rate=0.0)
+    achieved, too_many = [], []
+    for rep in range(sizes.reps):
+        with sandbox(sizes.latency_ms, rate_limit=sizes.rate) as server:
+            log(f"rate rep {rep + 1}/{sizes.reps}: --rate {sizes.rate:g}/s, batches of {sizes.rate_batch_size}")
+            _, stats = upload(
+                path,
+                server,
+                work,
+                "--concurrency",
+                str(sizes.concurrency),
+                "--rate",
+                f"{sizes.rate:g}/s",
+                "--batch-size",
+                str(sizes.rate_batch_size),
+            )
+            posts = stats["posts"]
+            span = stats["last_post_s"] - stats["first_post_s"]
+            achieved.append((posts - 1) / span if posts > 1 and span > 0 else 0.0)
+            too_many.append(int(stats["status_counts"].get("429", 0)))
+    rps = statistics.median(achieved)
+    off = abs(rps - sizes.rate) / sizes.rate
+    return [
+        Figure(
+            name=f"4. --rate {sizes.rate:g}/s ({sizes.rate_rows:,} customers, batches of {sizes.rate_batch_size})",
+            ours=rps,
+            ours_unit="req/s",
+            baseline=sizes.rate,
+            baseline_unit="req/s asked",
+            ratio=rps / sizes.rate,
+            ratio_text=f"{rps / sizes.rate - 1:+.1%}, {max(too_many)} x 429",
+            target="within 5%, no 429",
+            met=off <= 0.05 and max(too_many) == 0,
+            detail={"runs_req_per_s": achieved, "answers_429": too_many},
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# Reporting
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were taken on: CPU, cores, memory, Python, and the code's git state."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    commit = dirty = None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mb": memory,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "commit": commit,
+        "uncommitted_changes": dirty,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def table(figures: Sequence[Figure]) -> str:
+    """The figures as a plain-text table."""
+    rows = [("benchmark", "ours", "baseline", "ratio", "target", "met")]
+    for f in figures:
+        baseline = f"{f.baseline:,.2f} {f.baseline_unit}" if f.baseline is not None else "-"
+        ours = f"{f.ours:,.2f} {f.ours_unit}"
+        rows.append((f.name, ours, baseline, f.ratio_text, f.target, "yes" if f.met else "NO"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+BENCHES = {"csv": bench_csv, "xlsx": bench_xlsx, "upload": bench_upload, "rate": bench_rate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the benchmarks, print the table, write the JSON results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition (a smoke run)")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement (default 3)")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHES), help="run only this benchmark")
+    parser.add_argument("--data-dir", type=Path, default=make_data.DATA_DIR, help="where generated exports go")
+    parser.add_argument("--results", type=Path, default=HERE / "results" / "latest.json", help="JSON output")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    if args.reps is not None:
+        if args.reps < 1:
+            parser.error("--reps must be at least 1")
+        sizes = replace(sizes, reps=args.reps)
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="biteral-bench-") as tmp:
+        work = Path(tmp)
+        for name in args.only or list(BENCHES):
+            figures += BENCHES[name](sizes, args.data_dir, work, log)
+    print(table(figures))
+    results = {
+        "machine": machine(),
+        "quick": args.quick,
+        "sizes": asdict(sizes),
+        "figures": [asdict(f) for f in figures],
+        "all_met": all(f.met for f in figures),
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
