@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,8 +20,7 @@ from biteral_cli.locations import (
 
 @pytest.mark.parametrize(
     "text",
-    ["Spain", "España", "Espagne", "Spanien", "ES", "ESP", "724", "Q29", "  spain ", "SPAIN", "espana",
-     "es"],
+    ["Spain", "España", "Espagne", "Spanien", "ES", "ESP", "724", "Q29", "  spain ", "SPAIN", "espana", "es"],
 )
 def test_spain_in_every_common_spelling_is_es(text: str) -> None:
     assert resolve_country(text).value == "ES"
@@ -245,7 +246,36 @@ def test_resolve_country_never_raises(text: str) -> None:
 def test_resolve_state_never_raises(text: str, country: str | None) -> None:
     res = resolve_state(text, country)
     assert res.status in {
-        "code", "name", "alias", "wikidata", "ambiguous", "unknown", "empty", "wrong_country",
+        "code",
+        "name",
+        "alias",
+        "wikidata",
+        "ambiguous",
+        "unknown",
+        "empty",
+        "wrong_country",
     }
     if res.value is not None and res.status != "wikidata":
         assert res.value.split("-")[0] == (country or res.value.split("-")[0]).upper()
+
+
+def test_tables_are_cached_per_machine_and_a_broken_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biteral_cli import locations
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    locations._countries.cache_clear()
+    locations.resolve_country.cache_clear()
+    try:
+        assert locations.resolve_country("España").value == "ES"
+        (cached,) = (tmp_path / "biteral-import").glob("countries-*.marshal")
+        cached.write_bytes(b"\x00not marshal")
+        (tmp_path / "biteral-import" / "countries-0000000000000000.marshal").write_bytes(b"old")
+        locations._countries.cache_clear()
+        locations.resolve_country.cache_clear()
+        assert locations.resolve_country("Allemagne").value == "DE"
+        assert [p.name for p in (tmp_path / "biteral-import").glob("countries-*")] == [cached.name]
+    finally:
+        locations._countries.cache_clear()
+        locations.resolve_country.cache_clear()
