@@ -234,7 +234,9 @@ ConfigOpt = Annotated[
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Exports to import; - reads standard input.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE", help="Exports to import (one or more); - reads standard input.")
+    ],
     format: FormatOpt = None,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
@@ -262,7 +264,13 @@ def import_command(
         ),
     ] = False,
     sandbox: Annotated[
-        bool, typer.Option("--sandbox", help="Import into a local sandbox API started for this run.")
+        bool,
+        typer.Option(
+            "--sandbox",
+            envvar=_env("sandbox"),
+            show_envvar=True,
+            help="Import into a local sandbox API started for this run.",
+        ),
     ] = False,
     api_url: Annotated[
         str,
@@ -405,7 +413,10 @@ def import_command(
             help="SQLite file remembering what was sent; unchanged customers are skipped.",
         ),
     ] = None,
-    full: Annotated[bool, typer.Option("--full", help="With --state: send everything this time.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", envvar=_env("full"), show_envvar=True, help="With --state: send everything this time."),
+    ] = False,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -594,7 +605,9 @@ def sandbox_command(
         ),
     ] = "sandbox",
     db: Annotated[Path | None, typer.Option("--db", help="SQLite file (default: a temporary one).")] = None,
-    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Response time of every request, counted from its arrival.")] = 0,
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="Response time of every request, counted from its arrival.")
+    ] = 0,
     error_rate: Annotated[float, typer.Option("--error-rate", help="Fraction of requests answered 500/503.")] = 0.0,
     rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second before 429.")] = None,
     latency_jitter_ms: Annotated[float, typer.Option("--latency-jitter-ms", help="Random extra latency, 0..N ms.")] = 0,

@@ -41,7 +41,7 @@ from .mapping import Mapping, MappingOptions, build_mapping
 from .normalize import NormalizeOptions, Normalizer
 from .progress import Progress
 from .reader import ReadOptions, Source, content_hash, open_source
-from .records import Extracted, Prepared, SourceRow
+from .records import Extracted, Issue, Prepared, SourceRow
 from .report import (
     RowReport,
     Summary,
@@ -135,9 +135,9 @@ class Run:
                 TooManyErrorsError(f"stopped: more than {limit} rows were rejected or failed"),
             )
 
-    def reject(self, row: SourceRow, stage: str, field: str, message: str) -> None:
-        """Count a row as rejected and write it to the failure report."""
-        self.tally.add(row.source, "rejected", reason_key(field, message))
+    def reject(self, row: SourceRow, stage: str, field: str, message: str, *, reason: str | None = None) -> None:
+        """Count a row as rejected (under ``reason``, or its message made generic) and report it."""
+        self.tally.add(row.source, "rejected", reason or reason_key(field, message))
         assert self.failures is not None
         self.failures.add(row, stage=stage, field=field, error=message)
         self._count_bad()
@@ -180,13 +180,9 @@ class Run:
         if not errors:
             self.reject(ref.row, "api", "", "rejected by the API (400) without a reason")
         else:
-            first = errors[0]
             message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
             field = ",".join(dict.fromkeys(e.field for e in errors))
-            self.tally.add(ref.row.source, "rejected", f"{first.field}: {first.code}")
-            assert self.failures is not None
-            self.failures.add(ref.row, stage="api", field=field, error=message)
-            self._count_bad()
+            self.reject(ref.row, "api", field, message, reason=f"{errors[0].field}: {errors[0].code}")
         self._advance(1)
 
     def on_failed(self, items: Sequence[Item], reason: str) -> None:
@@ -260,15 +256,10 @@ class Run:
             if self.warnings is not None:
                 self.warnings.add(row, stage="validate", field=warning.field, error=warning.message)
         if prepared.payload is None:
-            errors = prepared.errors or []
+            errors = prepared.errors or [Issue("", "rejected")]
             field = ",".join(dict.fromkeys(e.field for e in errors))
-            message = "; ".join(e.message for e in errors) or "rejected"
-            self.tally.add(
-                row.source, "rejected", reason_key(errors[0].field, errors[0].message) if errors else message
-            )
-            assert self.failures is not None
-            self.failures.add(row, stage=prepared.stage, field=field, error=message)
-            self._count_bad()
+            message = "; ".join(e.message for e in errors)
+            self.reject(row, prepared.stage, field, message, reason=reason_key(errors[0].field, errors[0].message))
             return None
         code = prepared.code or ""
         if not self.seen_codes.add(code):
@@ -282,22 +273,24 @@ class Run:
 
     def to_send(self, items: Iterator[Item]) -> Iterator[Item]:
         """Drop customers the sync state says are unchanged (as skipped); write --output lines."""
+        output = self.output
         state = None if self.settings.full else self.state
-        # Without a state, pass items straight on: reading ahead in big chunks would hold up the
-        # event loop (and the requests in flight) for tens of milliseconds at a time.
-        for chunk in chunks(items, STATE_CHUNK) if state is not None else ([item] for item in items):
-            if state is not None:
-                unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
-                kept = []
-                for item, same in zip(chunk, unchanged, strict=True):
-                    if same:
-                        self.tally.add(item.ref.row.source, "skipped")
-                    else:
-                        kept.append(item)
-                chunk = kept
-            if self.output is not None:
-                self.output.writelines(item.body + b"\n" for item in chunk)
-            yield from chunk
+        if state is None:
+            # Pass items straight on: reading ahead would hold up the requests in flight.
+            for item in items:
+                if output is not None:
+                    output.write(item.body + b"\n")
+                yield item
+            return
+        for chunk in chunks(items, STATE_CHUNK):
+            unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
+            for item, same in zip(chunk, unchanged, strict=True):
+                if same:
+                    self.tally.add(item.ref.row.source, "skipped")
+                    continue
+                if output is not None:
+                    output.write(item.body + b"\n")
+                yield item
 
 
 def _read_ahead(rows: Iterator[SourceRow], n: int) -> tuple[list[SourceRow], BiteralImportError | None]:

@@ -397,3 +397,20 @@ def test_duplicate_codes_warn_and_end_as_a_top_to_bottom_application(
         last = max(j for j in range(300) if j % 7 == i)
         assert get(sandbox, f"D{i}") == {"code": f"D{i}", "isActive": True, "country": "ESP", "city": f"City{last}"}
     assert get(sandbox, "D0") == {"code": "D0", "isActive": True, "country": "FRA", "city": "City294", "yearBorn": 1980}
+
+
+def test_every_import_option_has_its_environment_variable() -> None:
+    import typer
+
+    command = typer.main.get_command(app).commands["import"]
+    missing = []
+    for param in command.params:
+        if param.param_type_name != "option" or getattr(param, "hidden", False):
+            continue
+        name = max(param.opts, key=len)
+        if name in ("--map", "--check", "--config"):  # documented exceptions
+            continue
+        expected = "BITERAL_API_BASE_URL" if name == "--api-url" else "BITERAL_" + name[2:].upper().replace("-", "_")
+        if param.envvar != expected:
+            missing.append(f"{name} ({param.envvar})")
+    assert missing == []

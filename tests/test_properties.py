@@ -108,6 +108,10 @@ def write(path: Path, table: list[list[str]]) -> None:
         sheet = book.active
         for row in table:
             sheet.append([cell if cell != "" else None for cell in row])
+        for cells in sheet.iter_rows():
+            for cell in cells:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"  # openpyxl would store "=0" as a formula with no cached value
         book.save(path)
 
 
