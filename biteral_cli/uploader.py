@@ -14,7 +14,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -221,6 +221,7 @@ class _Pacer:
     def __init__(self, per_second: float) -> None:
         self.interval = _RATE_SAFETY / per_second
         self.next_at = 0.0
+        self.last_sent = -self.interval
 
     def reserve(self) -> float:
         """Book the next slot and return how long to wait for it."""
@@ -228,6 +229,20 @@ class _Pacer:
         slot = max(now, self.next_at)
         self.next_at = slot + self.interval
         return slot - now
+
+    async def wait(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Wait for this request's slot, and never go out sooner than ``interval`` after the last one.
+
+        Booked slots alone are not enough: when the event loop stalls (a slow disk, a busy CPU),
+        several waiters wake together and would reach the server inside one second's window.
+        """
+        await sleep(self.reserve())
+        while (gap := self.last_sent + self.interval - time.monotonic()) > 0:
+            before = time.monotonic()
+            await sleep(gap)
+            if time.monotonic() - before < gap / 2:
+                return  # woken early: the run is stopping, and the caller will not send
+        self.last_sent = time.monotonic()
 
 
 # Shared between check_status and upload so the /status call counts against the same quota.
@@ -446,7 +461,7 @@ class _Run:
             if gate > 0:
                 await self.sleep(gate)
             if self.pacer is not None:
-                await self.sleep(self.pacer.reserve())
+                await self.pacer.wait(self.sleep)
             if self.stopped():
                 return None
             started = time.perf_counter()
@@ -703,7 +718,7 @@ async def check_status(settings: UploadSettings) -> dict[str, Any]:
     async with _client(settings) as client:
         for attempt in range(settings.max_retries + 1):
             if pacer is not None:
-                await asyncio.sleep(pacer.reserve())
+                await pacer.wait()
             started = time.perf_counter()
             try:
                 response = await client.get("/status")

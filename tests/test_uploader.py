@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import socket
@@ -516,3 +517,25 @@ def test_a_source_that_breaks_midway_still_settles_what_was_taken() -> None:
             run(source(), settings_for(sb), rec)
         assert_stored(sb, items[:30])
     assert len(rec.accepted) == 30 and rec.reported() == list(range(30))
+
+
+def test_rate_pacing_keeps_its_spacing_after_the_event_loop_stalls() -> None:
+    from biteral_cli.uploader import _Pacer
+
+    async def main() -> list[float]:
+        pacer = _Pacer(10)
+        sent: list[float] = []
+
+        async def one() -> None:
+            await pacer.wait()
+            sent.append(time.monotonic())
+
+        tasks = [asyncio.create_task(one()) for _ in range(5)]
+        await asyncio.sleep(0)  # every request books its slot
+        time.sleep(0.35)  # the stall under test: booked slots pass unattended
+        await asyncio.gather(*tasks)
+        return sent
+
+    sent = asyncio.run(main())
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) >= 0.1  # a 10/s quota is never exceeded, even right after the stall
