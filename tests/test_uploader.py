@@ -270,7 +270,7 @@ def test_client_rate_keeps_under_the_quota_without_429() -> None:
     assert result.status_counts == {200: 30}
     times = [t for t, _ in rec.requests]
     achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert 9.0 <= achieved <= 11.0
+    assert 8.5 <= achieved <= 10.0  # never above the quota; a little under it when the machine is busy
 
 
 def test_wrong_key_stops_after_one_request() -> None:
