@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import orjson
 from rich.console import Console
 
 from .batching import SeenCodes, batches, chunks
@@ -59,8 +60,19 @@ log = logging.getLogger("biteral_cli.import")
 
 #: Rows read ahead of normalization to decide per-column questions (what a bare "M" means).
 SAMPLE_ROWS = 1000
-#: The one JSON encoder for payloads (building one per call, as json.dumps with options does, is slow).
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: The standard library's encoder, for the rare payload orjson refuses (an integer beyond 64 bits).
+_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _encode(payload: dict[str, object]) -> bytes:
+    """Compact UTF-8 JSON of one payload: what ``json`` would write (floats may be spelled
+    differently, e.g. 1e16 for 1e+16), about 20 times faster, which matters at a million rows."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return _json_encode(payload).encode()
+
+
 #: Rows looked up in the sync state at once (one SQL query each).
 STATE_CHUNK = 100
 
@@ -267,7 +279,7 @@ class Run:
             self.tally.warn(row.source, reason_key("code", message))
             if self.warnings is not None:
                 self.warnings.add(row, stage="validate", field="code", error=message)
-        body = _encode(prepared.payload).encode()
+        body = _encode(prepared.payload)
         # The fingerprint only matters to the sync state; hashing a million bodies for nothing costs.
         return Item(seq=seq, code=code, body=body, ref=Ref(row, fingerprint(body) if self.state is not None else ""))
 

@@ -601,6 +601,23 @@ class _StrictJson:
         self.problems.append(f"{name} is not valid JSON")
 
 
+# A decoded JSON string can hold a lone UTF-16 surrogate only if the text spelled one as an escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_PROBLEM = "a lone UTF-16 surrogate escape (such as \\ud800) is not text"
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a string that no UTF-8 file or API could carry."""
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -642,6 +659,8 @@ def _jsonl_rows(name: str, text: io.TextIOWrapper, strict: _StrictJson) -> Itera
             error = f"line {number}: invalid JSON: {problems[0]}"
             problems.clear()
             yield SourceRow(source=name, row=number, cells={}, error=error)
+        elif "\\u" in line and _SURROGATE_ESCAPE.search(line) and _lone_surrogate(value):
+            yield SourceRow(source=name, row=number, cells={}, error=f"line {number}: {_SURROGATE_PROBLEM}")
         elif isinstance(value, dict):
             yield SourceRow(source=name, row=number, cells=value)
         else:
@@ -781,6 +800,8 @@ def _json_elements(name: str, scanner: _JsonScanner) -> Iterator[SourceRow]:
         if problems:
             error = f"element {index}: invalid JSON: {problems[0]}"
             yield SourceRow(source=name, row=index, cells={}, error=error)
+        elif _lone_surrogate(value):
+            yield SourceRow(source=name, row=index, cells={}, error=f"element {index}: {_SURROGATE_PROBLEM}")
         elif isinstance(value, dict):
             yield SourceRow(source=name, row=index, cells=value)
         else:

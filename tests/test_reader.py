@@ -713,3 +713,21 @@ def test_any_table_reads_back_with_detected_delimiter_and_encoding(
     assert (source.delimiter, source.encoding) == (delimiter, expected)
     assert source.headers == table[0]
     assert [list(row.cells.values()) for row in rows] == table[1:]
+
+
+def test_json_lone_surrogate_escapes_are_rejected_rows_and_pairs_are_kept(tmp_path: Path) -> None:
+    lines = tmp_path / "s.jsonl"
+    lines.write_text('{"code":"A\\ud800"}\n{"code":"B","metadata":{"x":["\\udc00"]}}\n{"code":"C\\ud83d\\ude00"}\n')
+    with open_source(str(lines), ReadOptions()) as source:
+        rows = list(source.rows())
+    assert [r.error for r in rows[:2]] == [
+        "line 1: a lone UTF-16 surrogate escape (such as \\ud800) is not text",
+        "line 2: a lone UTF-16 surrogate escape (such as \\ud800) is not text",
+    ]
+    assert rows[2].error is None and rows[2].cells == {"code": "C😀"}
+    array = tmp_path / "s.json"
+    array.write_text('[{"code":"A\\udfff"},{"code":"B"}]')
+    with open_source(str(array), ReadOptions()) as source:
+        rows = list(source.rows())
+    assert rows[0].error == "element 1: a lone UTF-16 surrogate escape (such as \\ud800) is not text"
+    assert rows[1].cells == {"code": "B"}
