@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,7 +35,7 @@ _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _INDEXED_FIELD = re.compile(r"^\[(\d+)\]\.?(.*)$")
 # Requests are spaced a little wider than 1/rate so that network jitter between our clock and the
 # server's never squeezes rate+1 requests into one of its one-second windows.
-_RATE_SAFETY = 1.03
+_RATE_SAFETY = 1.01
 
 
 class Secret:
@@ -216,33 +217,37 @@ class UploadResult:
 
 
 class _Pacer:
-    """Fixed spacing between requests, shared by every request to one API at one rate."""
+    """Requests spaced evenly at the rate, and never more of them in a window than the rate allows."""
 
     def __init__(self, per_second: float) -> None:
         self.interval = _RATE_SAFETY / per_second
+        # The guarantee: at most `burst` requests in any `window` seconds (for 20/s: 20 in 1.01 s),
+        # the rule a server's sliding-window limit applies, whatever timers or stalls do.
+        self.burst = max(1, int(per_second))
+        self.window = self.burst / per_second * _RATE_SAFETY
+        self.recent: deque[float] = deque(maxlen=self.burst)
         self.next_at = 0.0
-        self.last_sent = -self.interval
-
-    def reserve(self) -> float:
-        """Book the next slot and return how long to wait for it."""
-        now = time.monotonic()
-        slot = max(now, self.next_at)
-        self.next_at = slot + self.interval
-        return slot - now
 
     async def wait(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """Wait for this request's slot, and never go out sooner than ``interval`` after the last one.
+        """Return when this request may go out; claim its slot only then, never ahead of time.
 
-        Booked slots alone are not enough: when the event loop stalls (a slow disk, a busy CPU),
-        several waiters wake together and would reach the server inside one second's window.
+        Claiming on arrival (not booking ahead) means waiters that wake together after the
+        event loop stalled (a busy CPU, a slow disk) cannot all go out at once.
         """
-        await sleep(self.reserve())
-        while (gap := self.last_sent + self.interval - time.monotonic()) > 0:
-            before = time.monotonic()
-            await sleep(gap)
-            if time.monotonic() - before < gap / 2:
+        while True:
+            now = time.monotonic()
+            delay = self.next_at - now
+            if len(self.recent) == self.burst:
+                delay = max(delay, self.recent[0] + self.window - now)
+            if delay <= 0:
+                break
+            await sleep(delay)
+            if time.monotonic() - now < delay / 2:
                 return  # woken early: the run is stopping, and the caller will not send
-        self.last_sent = time.monotonic()
+        # A little late keeps the schedule (timers always wake a little late); very late restarts it.
+        start = self.next_at if now - self.next_at <= self.interval / 2 else now
+        self.next_at = start + self.interval
+        self.recent.append(now)
 
 
 # Shared between check_status and upload so the /status call counts against the same quota.

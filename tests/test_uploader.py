@@ -539,3 +539,28 @@ def test_rate_pacing_keeps_its_spacing_after_the_event_loop_stalls() -> None:
     sent = asyncio.run(main())
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps) >= 0.1  # a 10/s quota is never exceeded, even right after the stall
+
+
+def test_rate_pacing_never_puts_more_requests_in_a_second_than_the_rate_with_stalls() -> None:
+    from biteral_cli.uploader import _Pacer
+
+    async def main() -> list[float]:
+        pacer = _Pacer(5)
+        sent: list[float] = []
+
+        async def one() -> None:
+            await pacer.wait()
+            sent.append(time.monotonic())
+
+        async def stalls() -> None:
+            for pause in (0.05, 0.13, 0.02, 0.17, 0.09, 0.11, 0.03):
+                await asyncio.sleep(0.2)
+                time.sleep(pause)  # the loop stalls at awkward moments
+
+        await asyncio.gather(stalls(), *(one() for _ in range(15)))
+        return sent
+
+    sent = sorted(asyncio.run(main()))
+    busiest = max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent)
+    assert busiest <= 5
+    assert (len(sent) - 1) / (sent[-1] - sent[0]) > 3.5  # and most of the quota is still used
