@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,3 +39,12 @@ def api_headers(sandbox: RunningSandbox) -> dict[str, str]:
         "X-API-Version": "1",
         "Accept": "application/json",
     }
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a fresh directory with no BITERAL_ variables from the caller's shell (CLI tests)."""
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("BITERAL_")]:
+        monkeypatch.delenv(name)
+    return tmp_path

@@ -28,13 +28,7 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test runs in its own directory, with no Biteral variables from the caller's shell."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("BITERAL_API_KEY", "BITERAL_API_BASE_URL", "BITERAL_CONCURRENCY"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # each test in its own directory, no BITERAL_ variables
 
 
 def invoke(runner: CliRunner, args: list[str], *, key: str | None = KEY, **env: str) -> Any:

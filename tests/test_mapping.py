@@ -52,33 +52,67 @@ def target(mapping: Mapping, column: str) -> ColumnChoice:
 
 EXPECTED = {
     "shopify_customers.csv": {
-        "code": "Customer ID", "isActive": None, "country": "Default Address Country Code",
-        "state": "Default Address Province Code", "city": "Default Address City",
-        "yearBorn": None, "gender": None,
+        "code": "Customer ID",
+        "isActive": None,
+        "country": "Default Address Country Code",
+        "state": "Default Address Province Code",
+        "city": "Default Address City",
+        "yearBorn": None,
+        "gender": None,
     },
     "shopify_customers_legacy.csv": {
-        "code": "Email", "isActive": None, "country": "Country Code", "state": "Province Code",
-        "city": "City", "yearBorn": None, "gender": None,
+        "code": "Email",
+        "isActive": None,
+        "country": "Country Code",
+        "state": "Province Code",
+        "city": "City",
+        "yearBorn": None,
+        "gender": None,
     },
     "hubspot_contacts.csv": {
-        "code": "Record ID", "isActive": None, "country": "Country/Region",
-        "state": "State/Region", "city": "City", "yearBorn": "Date of birth", "gender": "Gender",
+        "code": "Record ID",
+        "isActive": None,
+        "country": "Country/Region",
+        "state": "State/Region",
+        "city": "City",
+        "yearBorn": "Date of birth",
+        "gender": "Gender",
     },
     "salesforce_contacts.csv": {
-        "code": "Id", "isActive": None, "country": "MailingCountry", "state": "MailingState",
-        "city": "MailingCity", "yearBorn": "Birthdate", "gender": None,
+        "code": "Id",
+        "isActive": None,
+        "country": "MailingCountry",
+        "state": "MailingState",
+        "city": "MailingCity",
+        "yearBorn": "Birthdate",
+        "gender": None,
     },
     "woocommerce_customers.csv": {
-        "code": "customer_id", "isActive": None, "country": "billing_country",
-        "state": "billing_state", "city": "billing_city", "yearBorn": None, "gender": None,
+        "code": "customer_id",
+        "isActive": None,
+        "country": "billing_country",
+        "state": "billing_state",
+        "city": "billing_city",
+        "yearBorn": None,
+        "gender": None,
     },
     "stripe_customers.csv": {
-        "code": "id", "isActive": None, "country": "Address Country", "state": "Address State",
-        "city": "Address City", "yearBorn": None, "gender": None,
+        "code": "id",
+        "isActive": None,
+        "country": "Address Country",
+        "state": "Address State",
+        "city": "Address City",
+        "yearBorn": None,
+        "gender": None,
     },
     "erp_clientes.csv": {
-        "code": "Código cliente", "isActive": "Activo", "country": "País", "state": "Provincia",
-        "city": "Población", "yearBorn": "Fecha de nacimiento", "gender": "Sexo",
+        "code": "Código cliente",
+        "isActive": "Activo",
+        "country": "País",
+        "state": "Provincia",
+        "city": "Población",
+        "yearBorn": "Fecha de nacimiento",
+        "gender": "Sexo",
     },
 }
 
@@ -101,9 +135,7 @@ def test_real_export_maps_to_the_right_columns(name: str) -> None:
 def test_shopify_names_names_phones_and_totals_go_to_metadata() -> None:
     headers, rows = read_export("shopify_customers.csv")
     extracted = auto(headers).extract(rows[0])
-    assert extracted.fields == {
-        "code": "'7283105923251", "city": "Toronto", "state": "ON", "country": "CA"
-    }
+    assert extracted.fields == {"code": "'7283105923251", "city": "Toronto", "state": "ON", "country": "CA"}
     assert extracted.metadata_extra["First Name"] == "Emma"
     assert extracted.metadata_extra["Email"] == "emma.wilson@example.com"
     assert extracted.metadata_extra["Tags"] == "vip, newsletter"
@@ -115,8 +147,13 @@ def test_spanish_erp_extracts_raw_values_for_the_normalizer() -> None:
     headers, rows = read_export("erp_clientes.csv")
     extracted = auto(headers).extract(rows[0])
     assert extracted.fields == {
-        "code": "C000123", "isActive": "S", "country": "España", "state": "Madrid",
-        "city": "Madrid", "yearBorn": "14/03/1985", "gender": "M",
+        "code": "C000123",
+        "isActive": "S",
+        "country": "España",
+        "state": "Madrid",
+        "city": "Madrid",
+        "yearBorn": "14/03/1985",
+        "gender": "M",
     }
     assert extracted.metadata_extra["Código postal"] == "28013"
     assert extracted.metadata_extra["Saldo"] == "1.234,56"
@@ -141,29 +178,51 @@ def test_stripe_metadata_columns_become_plain_keys() -> None:
     ("header", "field", "lang"),
     [
         # English
-        ("Customer Number", "code", "en"), ("active", "isActive", "en"),
-        ("enabled", "isActive", "en"), ("Province", "state", "en"), ("Town", "city", "en"),
-        ("birth_year", "yearBorn", "en"), ("DOB", "yearBorn", "en"), ("sex", "gender", "en"),
+        ("Customer Number", "code", "en"),
+        ("active", "isActive", "en"),
+        ("enabled", "isActive", "en"),
+        ("Province", "state", "en"),
+        ("Town", "city", "en"),
+        ("birth_year", "yearBorn", "en"),
+        ("DOB", "yearBorn", "en"),
+        ("sex", "gender", "en"),
         # Spanish
-        ("Nº cliente", "code", "es"), ("Correo electrónico", "code", "es"),
-        ("Localidad", "city", "es"), ("Municipio", "city", "es"),
-        ("Año de nacimiento", "yearBorn", "es"), ("Género", "gender", "es"),
+        ("Nº cliente", "code", "es"),
+        ("Correo electrónico", "code", "es"),
+        ("Localidad", "city", "es"),
+        ("Municipio", "city", "es"),
+        ("Año de nacimiento", "yearBorn", "es"),
+        ("Género", "gender", "es"),
         ("Fecha nacimiento", "yearBorn", "es"),
         # Portuguese
-        ("Cidade", "city", "pt"), ("Data de nascimento", "yearBorn", "pt"), ("UF", "state", "pt"),
+        ("Cidade", "city", "pt"),
+        ("Data de nascimento", "yearBorn", "pt"),
+        ("UF", "state", "pt"),
         ("Ativo", "isActive", "pt"),
         # French
-        ("Pays", "country", "fr"), ("Ville", "city", "fr"), ("Genre", "gender", "fr"),
-        ("Date de naissance", "yearBorn", "fr"), ("Actif", "isActive", "fr"),
+        ("Pays", "country", "fr"),
+        ("Ville", "city", "fr"),
+        ("Genre", "gender", "fr"),
+        ("Date de naissance", "yearBorn", "fr"),
+        ("Actif", "isActive", "fr"),
         ("Identifiant", "code", "fr"),
         # German
-        ("Land", "country", "de"), ("Bundesland", "state", "de"), ("Stadt", "city", "de"),
-        ("Ort", "city", "de"), ("Geschlecht", "gender", "de"), ("Geburtsdatum", "yearBorn", "de"),
-        ("Kundennummer", "code", "de"), ("Aktiv", "isActive", "de"),
+        ("Land", "country", "de"),
+        ("Bundesland", "state", "de"),
+        ("Stadt", "city", "de"),
+        ("Ort", "city", "de"),
+        ("Geschlecht", "gender", "de"),
+        ("Geburtsdatum", "yearBorn", "de"),
+        ("Kundennummer", "code", "de"),
+        ("Aktiv", "isActive", "de"),
         # Italian
-        ("Paese", "country", "it"), ("Regione", "state", "it"), ("Città", "city", "it"),
-        ("Sesso", "gender", "it"), ("Data di nascita", "yearBorn", "it"),
-        ("Codice cliente", "code", "it"), ("Attivo", "isActive", "it"),
+        ("Paese", "country", "it"),
+        ("Regione", "state", "it"),
+        ("Città", "city", "it"),
+        ("Sesso", "gender", "it"),
+        ("Data di nascita", "yearBorn", "it"),
+        ("Codice cliente", "code", "it"),
+        ("Attivo", "isActive", "it"),
     ],
 )
 def test_synonyms_in_six_languages(header: str, field: str, lang: str) -> None:
@@ -173,9 +232,7 @@ def test_synonyms_in_six_languages(header: str, field: str, lang: str) -> None:
     assert lang in choice.how
 
 
-@pytest.mark.parametrize(
-    "header", ["PAÍS", "  pais ", "Pais", "país", "P.a.í.s", "pa-is", "País:"]
-)
+@pytest.mark.parametrize("header", ["PAÍS", "  pais ", "Pais", "país", "P.a.í.s", "pa-is", "País:"])
 def test_matching_ignores_case_accents_spaces_and_punctuation(header: str) -> None:
     assert auto(["id", header]).field_column("country") == header
 
@@ -183,11 +240,18 @@ def test_matching_ignores_case_accents_spaces_and_punctuation(header: str) -> No
 @pytest.mark.parametrize(
     ("header", "field"),
     [
-        ("MailingCountry", "country"), ("mailing_country", "country"),
-        ("Default Address City", "city"), ("billing_city", "city"),
-        ("Address Country", "country"), ("Country/Region", "country"),
-        ("CustomerID", "code"), ("isActive", "isActive"), ("yearBorn", "yearBorn"),
-        ("E-Mail-Adresse", "code"), ("Ciudad de facturación", "city"), ("City (Billing)", "city"),
+        ("MailingCountry", "country"),
+        ("mailing_country", "country"),
+        ("Default Address City", "city"),
+        ("billing_city", "city"),
+        ("Address Country", "country"),
+        ("Country/Region", "country"),
+        ("CustomerID", "code"),
+        ("isActive", "isActive"),
+        ("yearBorn", "yearBorn"),
+        ("E-Mail-Adresse", "code"),
+        ("Ciudad de facturación", "city"),
+        ("City (Billing)", "city"),
     ],
 )
 def test_prefixes_suffixes_and_camel_case(header: str, field: str) -> None:
@@ -202,8 +266,18 @@ def test_exact_field_names_say_exact() -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["Código postal", "Postal Code", "Phone Country Code", "AccountId", "Card ID", "OwnerId",
-     "Accepts Email Marketing", "Fecha alta", "Marketing contact status", "Business Vat ID"],
+    [
+        "Código postal",
+        "Postal Code",
+        "Phone Country Code",
+        "AccountId",
+        "Card ID",
+        "OwnerId",
+        "Accepts Email Marketing",
+        "Fecha alta",
+        "Marketing contact status",
+        "Business Vat ID",
+    ],
 )
 def test_look_alike_columns_are_not_mapped(header: str) -> None:
     assert target(auto(["id", header]), header).target == f"metadata.{header}"
@@ -216,17 +290,13 @@ def test_billing_beats_shipping_whatever_the_order_and_the_note_says_why() -> No
     assert mapping.field_column("country") == "shipping_country"  # the only one there is
     assert target(mapping, "shipping_city").how.startswith("lost to 'billing_city'")
     assert target(mapping, "shipping_city").target == "metadata.shipping_city"
-    assert any(
-        "city" in n and "billing_city" in n and "shipping_city" in n for n in mapping.notes
-    )
+    assert any("city" in n and "billing_city" in n and "shipping_city" in n for n in mapping.notes)
 
 
 def test_unprefixed_beats_billing_and_other_loses_to_mailing() -> None:
     assert auto(["id", "Billing City", "City"]).field_column("city") == "City"
     assert auto(["Id", "OtherCity", "MailingCity"]).field_column("city") == "MailingCity"
-    assert auto(["Id", "Shipping City", "Default Address City"]).field_column(
-        "city"
-    ) == "Default Address City"
+    assert auto(["Id", "Shipping City", "Default Address City"]).field_column("city") == "Default Address City"
 
 
 def test_code_columns_beat_name_columns_for_country_and_state() -> None:
@@ -284,10 +354,20 @@ def test_baja_is_an_inverted_active_column() -> None:
     mapping = auto(["Código", "Baja"])
     assert mapping.field_column("isActive") == "Baja"
     assert any("inverted" in n for n in mapping.notes)
-    values = {v: mapping.extract({"Código": "1", "Baja": v}).fields["isActive"]
-              for v in ("S", "N", "Sí", "no", "1", "0", "2021-03-01", "")}
-    assert values == {"S": False, "N": True, "Sí": False, "no": True, "1": False, "0": True,
-                      "2021-03-01": False, "": ""}
+    values = {
+        v: mapping.extract({"Código": "1", "Baja": v}).fields["isActive"]
+        for v in ("S", "N", "Sí", "no", "1", "0", "2021-03-01", "")
+    }
+    assert values == {
+        "S": False,
+        "N": True,
+        "Sí": False,
+        "no": True,
+        "1": False,
+        "0": True,
+        "2021-03-01": False,
+        "": "",
+    }
     assert mapping.extract({"Código": "1", "Baja": True}).fields["isActive"] is False
 
 
@@ -305,21 +385,37 @@ def test_activo_beats_baja_and_status_is_a_last_resort() -> None:
 
 
 def test_metadata_column_forms() -> None:
-    headers = ["id", "metadata.tier", "metadata_segment", "metadata[source]", "plan (metadata)",
-               "metadata", "Favourite colour"]
+    headers = [
+        "id",
+        "metadata.tier",
+        "metadata_segment",
+        "metadata[source]",
+        "plan (metadata)",
+        "metadata",
+        "Favourite colour",
+    ]
     mapping = auto(headers)
     assert [c.target for c in mapping.columns[1:]] == [
-        "metadata.tier", "metadata.segment", "metadata.source", "metadata.plan", "metadata",
+        "metadata.tier",
+        "metadata.segment",
+        "metadata.source",
+        "metadata.plan",
+        "metadata",
         "metadata.Favourite colour",
     ]
-    extracted = mapping.extract({
-        "id": "1", "metadata.tier": "gold", "metadata_segment": "", "metadata[source]": "web",
-        "plan (metadata)": "pro", "metadata": '{"a": 1}', "Favourite colour": "green",
-    })
+    extracted = mapping.extract(
+        {
+            "id": "1",
+            "metadata.tier": "gold",
+            "metadata_segment": "",
+            "metadata[source]": "web",
+            "plan (metadata)": "pro",
+            "metadata": '{"a": 1}',
+            "Favourite colour": "green",
+        }
+    )
     assert extracted.metadata_json == '{"a": 1}'
-    assert extracted.metadata_extra == {
-        "tier": "gold", "source": "web", "plan": "pro", "Favourite colour": "green"
-    }
+    assert extracted.metadata_extra == {"tier": "gold", "source": "web", "plan": "pro", "Favourite colour": "green"}
     assert "metadata" not in extracted.fields
 
 
@@ -346,9 +442,7 @@ def test_new_json_keys_go_to_metadata_unless_restricted() -> None:
 def test_explicit_metadata_key_wins_a_clash_with_an_unmapped_header() -> None:
     mapping = auto(["id", "metadata.plan", "plan"])
     assert any("'plan'" in n for n in mapping.notes)
-    assert mapping.extract({"id": "1", "metadata.plan": "gold", "plan": "free"}).metadata_extra == {
-        "plan": "gold"
-    }
+    assert mapping.extract({"id": "1", "metadata.plan": "gold", "plan": "free"}).metadata_extra == {"plan": "gold"}
 
 
 def test_no_extra_metadata_drops_unmapped_columns_but_keeps_explicit_ones() -> None:
@@ -361,9 +455,7 @@ def test_no_extra_metadata_drops_unmapped_columns_but_keeps_explicit_ones() -> N
 
 def test_metadata_columns_keeps_only_those_and_can_take_a_column_from_a_field() -> None:
     mapping = auto(["id", "Name", "Plan", "City", "Town"], metadata_columns=("Plan", "city"))
-    assert [c.target for c in mapping.columns] == [
-        "code", "ignored", "metadata.Plan", "metadata.City", "city"
-    ]
+    assert [c.target for c in mapping.columns] == ["code", "ignored", "metadata.Plan", "metadata.City", "city"]
     assert target(mapping, "Name").how == "dropped (not in --metadata-columns)"
 
 
@@ -485,19 +577,23 @@ def test_command_line_beats_the_mapping_file(tmp_path: Path) -> None:
 
 def test_value_maps_match_json_scalars_by_their_text() -> None:
     mapping = Mapping(
-        columns=(ColumnChoice("id", "code", "exact"), ColumnChoice("g", "gender", "exact"),
-                 ColumnChoice("a", "isActive", "exact")),
+        columns=(
+            ColumnChoice("id", "code", "exact"),
+            ColumnChoice("g", "gender", "exact"),
+            ColumnChoice("a", "isActive", "exact"),
+        ),
         value_maps={"gender": {"1": 1, " ": 0}, "isActive": {"true": "yes", "": False}},
         defaults={"city": "Madrid"},
         notes=(),
     )
     assert mapping.extract({"id": "x", "g": 1, "a": True}).fields == {
-        "code": "x", "gender": 1, "isActive": "yes", "city": "Madrid"
+        "code": "x",
+        "gender": 1,
+        "isActive": "yes",
+        "city": "Madrid",
     }
     # A value map entry for the empty text wins over "no value"; a default fills a missing cell.
-    assert mapping.extract({"id": "x", "a": ""}).fields == {
-        "code": "x", "isActive": False, "city": "Madrid"
-    }
+    assert mapping.extract({"id": "x", "a": ""}).fields == {"code": "x", "isActive": False, "city": "Madrid"}
 
 
 def test_defaults_fill_missing_empty_and_absent_columns() -> None:
@@ -507,9 +603,7 @@ def test_defaults_fill_missing_empty_and_absent_columns() -> None:
         defaults={"country": "ES", "isActive": False},
         notes=(),
     )
-    assert mapping.extract({"id": "1", "c": ""}).fields == {
-        "code": "1", "country": "ES", "isActive": False
-    }
+    assert mapping.extract({"id": "1", "c": ""}).fields == {"code": "1", "country": "ES", "isActive": False}
     assert mapping.extract({"id": "1"}).fields["country"] == "ES"
     assert mapping.extract({"id": "1", "c": "FR"}).fields["country"] == "FR"
 
@@ -583,8 +677,7 @@ def test_every_export_mapping_round_trips(tmp_path: Path, name: str) -> None:
 
 
 def test_awkward_headers_survive_the_round_trip(tmp_path: Path) -> None:
-    headers = ['Cliente "ID"', "back\\slash", "multi\nline", "tab\there", "emoji 🎉", "del\x7f",
-               "[section]", "= sign"]
+    headers = ['Cliente "ID"', "back\\slash", "multi\nline", "tab\there", "emoji 🎉", "del\x7f", "[section]", "= sign"]
     first = build_mapping(headers, MappingOptions(metadata_columns=("emoji 🎉", "= sign")))
     path = tmp_path / "m.toml"
     write_mapping_file(first, path)
@@ -613,9 +706,19 @@ def render(mapping: Mapping, rows: list[dict[str, Any]], **kwargs: Any) -> str:
 def test_mapping_table_shows_columns_fields_how_and_samples() -> None:
     headers, rows = read_export("woocommerce_customers.csv")
     text = render(auto(headers), rows, max_samples=2)
-    for expected in ("Column", "Field", "How matched", "Sample values",
-                     "billing_city", "shipping_city", "lost to 'billing_city'",
-                     "Madrid | Barcelona", "metadata.first_name", "(none)", "gender"):
+    for expected in (
+        "Column",
+        "Field",
+        "How matched",
+        "Sample values",
+        "billing_city",
+        "shipping_city",
+        "lost to 'billing_city'",
+        "Madrid | Barcelona",
+        "metadata.first_name",
+        "(none)",
+        "gender",
+    ):
         assert expected in text
     assert "Madrid | Barcelona | Porto" not in text  # max_samples
 
@@ -623,7 +726,9 @@ def test_mapping_table_shows_columns_fields_how_and_samples() -> None:
 def test_mapping_table_prints_headers_literally_and_shows_defaults() -> None:
     mapping = Mapping(
         columns=(ColumnChoice("[bold]id[/bold]", "code", "--map"),),
-        value_maps={}, defaults={"country": "ES"}, notes=(),
+        value_maps={},
+        defaults={"country": "ES"},
+        notes=(),
     )
     text = render(mapping, [{"[bold]id[/bold]": "A1"}])
     assert "[bold]id[/bold]" in text

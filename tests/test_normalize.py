@@ -143,16 +143,14 @@ def test_json_inputs_may_give_native_types() -> None:
 
 
 def test_empty_cells_are_left_out_so_updates_keep_existing_data() -> None:
-    fields = {"isActive": "", "country": " ", "state": "", "city": "\t", "yearBorn": None,
-              "gender": ""}
+    fields = {"isActive": "", "country": " ", "state": "", "city": "\t", "yearBorn": None, "gender": ""}
     result = prepare(fields, metadata_json="")
     assert result.payload == {"code": "C1"}
     assert result.warnings == []
 
 
 def test_empty_as_null_sends_null_to_clear_fields_but_never_for_code() -> None:
-    fields = {"isActive": "", "country": " ", "state": "", "city": "", "yearBorn": None,
-              "gender": ""}
+    fields = {"isActive": "", "country": " ", "state": "", "city": "", "yearBorn": None, "gender": ""}
     result = prepare(fields, metadata_json=" ", empty_as_null=True)
     assert result.payload == {
         "code": "C1",
@@ -171,16 +169,16 @@ def test_empty_as_null_sends_null_to_clear_fields_but_never_for_code() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["true", "TRUE", "yes", "Y", "sí", "Si", "S", "1", "activo", "Activa", "oui", "ja",
-             "aktiv", "enabled", "1.0"],
+    "text",
+    ["true", "TRUE", "yes", "Y", "sí", "Si", "S", "1", "activo", "Activa", "oui", "ja", "aktiv", "enabled", "1.0"],
 )
 def test_is_active_true_words(text: str) -> None:
     assert sent("isActive", text) is True
 
 
 @pytest.mark.parametrize(
-    "text", ["false", "no", "N", "0", "inactivo", "Inactiva", "non", "nein", "não", "inactive",
-             "disabled", "0.0"],
+    "text",
+    ["false", "no", "N", "0", "inactivo", "Inactiva", "non", "nein", "não", "inactive", "disabled", "0.0"],
 )
 def test_is_active_false_words(text: str) -> None:
     assert sent("isActive", text) is False
@@ -189,9 +187,7 @@ def test_is_active_false_words(text: str) -> None:
 def test_is_active_nonsense_is_a_warning_and_not_sent() -> None:
     result = prepare({"isActive": "maybe"})
     assert result.payload == {"code": "C1"}
-    assert messages(result) == [
-        "isActive 'maybe' is not a yes/no value; not sent (use true/false, yes/no, sí/no, 1/0)"
-    ]
+    assert messages(result) == ["isActive 'maybe' is not a yes/no value; not sent (use true/false, yes/no, sí/no, 1/0)"]
 
 
 def test_is_active_json_number() -> None:
@@ -205,13 +201,36 @@ def test_is_active_json_number() -> None:
 @pytest.mark.parametrize(
     ("text", "code"),
     [
-        ("0", 0), ("1", 1), ("2", 2), ("3", 3),
-        ("male", 1), ("Female", 2), ("F", 2), ("f", 2),
-        ("hombre", 1), ("mujer", 2), ("H", 1), ("masculino", 1), ("Femenino", 2),
-        ("homme", 1), ("femme", 2), ("männlich", 1), ("weiblich", 2), ("W", 2),
-        ("maschio", 1), ("donna", 2), ("homem", 1), ("mulher", 2),
-        ("other", 3), ("otro", 3), ("diverse", 3), ("divers", 3), ("non-binary", 3),
-        ("unknown", 0), ("desconocido", 0), ("N/A", 0),
+        ("0", 0),
+        ("1", 1),
+        ("2", 2),
+        ("3", 3),
+        ("male", 1),
+        ("Female", 2),
+        ("F", 2),
+        ("f", 2),
+        ("hombre", 1),
+        ("mujer", 2),
+        ("H", 1),
+        ("masculino", 1),
+        ("Femenino", 2),
+        ("homme", 1),
+        ("femme", 2),
+        ("männlich", 1),
+        ("weiblich", 2),
+        ("W", 2),
+        ("maschio", 1),
+        ("donna", 2),
+        ("homem", 1),
+        ("mulher", 2),
+        ("other", 3),
+        ("otro", 3),
+        ("diverse", 3),
+        ("divers", 3),
+        ("non-binary", 3),
+        ("unknown", 0),
+        ("desconocido", 0),
+        ("N/A", 0),
     ],
 )
 def test_gender_words_and_numbers(text: str, code: int) -> None:
@@ -243,9 +262,7 @@ def test_gender_out_of_table_is_a_warning_and_not_sent(value: Any) -> None:
     ],
 )
 def test_bare_m_is_decided_per_column(header: str, sample: list[str], meaning: int) -> None:
-    normalizer = Normalizer(
-        NormalizeOptions(this_year=YEAR), gender_header=header, gender_sample=sample
-    )
+    normalizer = Normalizer(NormalizeOptions(this_year=YEAR), gender_header=header, gender_sample=sample)
     assert normalizer.m_gender == meaning
     result = prepare({"gender": "m"}, normalizer=normalizer)
     assert result.payload == {"code": "C1", "gender": meaning}
@@ -253,9 +270,7 @@ def test_bare_m_is_decided_per_column(header: str, sample: list[str], meaning: i
 
 
 def test_bare_m_that_cannot_be_decided_is_not_sent_and_warns_each_row() -> None:
-    normalizer = Normalizer(
-        NormalizeOptions(this_year=YEAR), gender_header="g", gender_sample=["M", ""]
-    )
+    normalizer = Normalizer(NormalizeOptions(this_year=YEAR), gender_header="g", gender_sample=["M", ""])
     assert normalizer.m_gender is None
     for _ in range(2):
         result = prepare({"gender": "M"}, normalizer=normalizer)
@@ -271,10 +286,25 @@ def test_bare_m_that_cannot_be_decided_is_not_sent_and_warns_each_row() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "1990", " 1990 ", "1990.0", "17/05/1990", "17-05-1990", "17.05.1990", "1990-05-17",
-        "1990/05/17", "05/17/1990", "May 17, 1990", "17 May 1990", "17 de mayo de 1990",
-        "17. Mai 1990", "17-May-90", "32980", "1990-05-17T00:00:00", "1990-05-17 00:00:00",
-        "19900517", "05/1990",
+        "1990",
+        " 1990 ",
+        "1990.0",
+        "17/05/1990",
+        "17-05-1990",
+        "17.05.1990",
+        "1990-05-17",
+        "1990/05/17",
+        "05/17/1990",
+        "May 17, 1990",
+        "17 May 1990",
+        "17 de mayo de 1990",
+        "17. Mai 1990",
+        "17-May-90",
+        "32980",
+        "1990-05-17T00:00:00",
+        "1990-05-17 00:00:00",
+        "19900517",
+        "05/1990",
     ],
 )
 def test_year_born_from_years_and_dates(text: str) -> None:
@@ -324,9 +354,7 @@ def test_state_is_resolved_within_the_row_country() -> None:
 def test_unknown_country_is_sent_as_written_with_a_suggestion() -> None:
     result = prepare({"country": " Spian "})
     assert result.payload == {"code": "C1", "country": "Spian"}
-    assert messages(result) == [
-        "country 'Spian' is not a known country; sent as written (did you mean ES (Spain)?)"
-    ]
+    assert messages(result) == ["country 'Spian' is not a known country; sent as written (did you mean ES (Spain)?)"]
 
 
 def test_ambiguous_country_is_sent_as_written_with_a_warning() -> None:
@@ -346,8 +374,7 @@ def test_state_of_another_country_is_sent_as_written_with_a_warning() -> None:
     result = prepare({"country": "ES", "state": "Georgia"})
     assert result.payload == {"code": "C1", "country": "ES", "state": "Georgia"}
     assert messages(result) == [
-        "state 'Georgia' does not belong to country ES (Spain): it is US-GA (Georgia); "
-        "sent as written"
+        "state 'Georgia' does not belong to country ES (Spain): it is US-GA (Georgia); sent as written"
     ]
     assert prepare({"country": "US", "state": "Georgia"}).payload["state"] == "US-GA"  # type: ignore[index]
 
@@ -403,9 +430,7 @@ def test_strict_accepts_clean_rows() -> None:
 
 
 def test_metadata_json_column_merges_with_extra_columns_which_win() -> None:
-    result = prepare(
-        {}, metadata_json='{"plan": "pro", "orders": 3}', metadata_extra={"plan": "vip", "x": "1"}
-    )
+    result = prepare({}, metadata_json='{"plan": "pro", "orders": 3}', metadata_extra={"plan": "vip", "x": "1"})
     assert result.payload is not None
     assert result.payload["metadata"] == {"plan": "vip", "orders": 3, "x": "1"}
 

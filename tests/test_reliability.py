@@ -31,12 +31,7 @@ KEY = "sandbox"
 HEADER = "code,country,state,city,yearBorn,gender,isActive,metadata"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("BITERAL_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # each test in its own directory, no BITERAL_ variables
 
 
 # -- inputs and what they must become --------------------------------------------------------

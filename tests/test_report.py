@@ -273,15 +273,11 @@ def test_summary_from_any_tally_adds_up(events: list[tuple[str, str, str | None]
     tally = Tally()
     for source, outcome, reason in events:
         tally.add(source, outcome, reason)  # type: ignore[arg-type]
-    summary = Summary.from_tally(
-        tally, batches=1, retries=0, duration_s=1.0, aborted=None, exit_code=0
-    )
+    summary = Summary.from_tally(tally, batches=1, retries=0, duration_s=1.0, aborted=None, exit_code=0)
     summary.check()
     assert summary.rows == len(events)
     assert sum(f["rows"] for f in summary.files.values()) == len(events)
-    assert sum(summary.errors.values()) == sum(
-        1 for _, o, r in events if r is not None and o in ("rejected", "failed")
-    )
+    assert sum(summary.errors.values()) == sum(1 for _, o, r in events if r is not None and o in ("rejected", "failed"))
 
 
 def make_summary(**overrides: object) -> Summary:
@@ -381,9 +377,7 @@ def test_summary_table_shows_figures_files_and_top_errors() -> None:
 def test_summary_table_for_one_file_has_no_per_file_table() -> None:
     tally = Tally()
     tally.add("only.csv", "accepted")
-    summary = Summary.from_tally(
-        tally, batches=1, retries=0, duration_s=0.5, aborted=None, exit_code=0
-    )
+    summary = Summary.from_tally(tally, batches=1, retries=0, duration_s=0.5, aborted=None, exit_code=0)
     text = render(summary_table(summary))
     assert "per file" not in text and "only.csv" not in text
     assert "top error reasons" not in text

@@ -31,12 +31,7 @@ SECRET = "sk_test_Zq8vN3pL0wXr7Tb2Hd5Kc1Ym"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("BITERAL_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # each test in its own directory, no BITERAL_ variables
 
 
 def run_cli(args: list[str], *, key: str | None = SECRET, limit_s: float = 90) -> tuple[int, str, str]:
@@ -168,9 +163,7 @@ STATUS_OK = (200, {}, json.dumps({"object": "status", "environment": "test", "pe
 
 
 @pytest.mark.parametrize("redirected", ["GET /status", "POST /customers"])
-def test_a_redirect_to_another_origin_never_carries_the_key(
-    http_server: Callable[..., Any], redirected: str
-) -> None:
+def test_a_redirect_to_another_origin_never_carries_the_key(http_server: Callable[..., Any], redirected: str) -> None:
     elsewhere = http_server({})
     method, path = redirected.split()
     moved = (307, {"Location": f"{elsewhere.url}{path}"}, b"{}")
@@ -202,7 +195,7 @@ def test_plain_http_to_a_non_loopback_host_is_refused_before_connecting(url: str
 
 def test_every_csv_the_tool_writes_neutralises_formulas(sandbox_factory: Callable[..., RunningSandbox]) -> None:
     api = sandbox_factory()
-    payloads = ["=HYPERLINK(\"http://x\")", "+SUM(A1:A9)", "-2+3+cmd|' /C calc'!A0", "@SUM(1)", "\t=1", "\r=1"]
+    payloads = ['=HYPERLINK("http://x")', "+SUM(A1:A9)", "-2+3+cmd|' /C calc'!A0", "@SUM(1)", "\t=1", "\r=1"]
     rows = [["code", "country", "yearBorn", "=cmd|' /C calc'!A0"]]
     for i, text in enumerate(payloads):
         rows.append([f"F{i}", text, "0", text])  # rejected (country) and warned (year)
