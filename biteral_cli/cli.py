@@ -7,7 +7,6 @@ environment variable ``BITERAL_<OPTION>`` or a ``biteral-import.toml``; the comm
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import tomllib
@@ -52,13 +51,14 @@ def load_config(args: list[str]) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: the API key is never read from the config file; set BITERAL_API_KEY or use --api-key-file"
         )
-    allowed = {p.name for p in typer.main.get_command(app).commands["import"].params}  # type: ignore[attr-defined]
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    allowed = {p.name for p in commands["import"].params}
     unknown = sorted(options.keys() - allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown option(s): {', '.join(unknown)}")
     if "map" in options and isinstance(options["map"], dict):
         options["map"] = [f"{k}={v}" for k, v in options["map"].items()]
-    map_params = {p.name for p in typer.main.get_command(app).commands["map"].params}  # type: ignore[attr-defined]
+    map_params = {p.name for p in commands["map"].params}
     return {"import": options, "map": {k: v for k, v in options.items() if k in map_params}}
 
 
@@ -117,7 +117,12 @@ def _root(
 
 
 def _env(name: str) -> str:
-    return "BITERAL_" + name.upper().replace("-", "_")
+    return "BITERAL_" + name.lstrip("-").upper().replace("-", "_")
+
+
+def _opt(*flags: str, **kwargs: Any) -> Any:
+    """A Typer option that also reads ``BITERAL_<OPTION>`` from the environment, named in --help."""
+    return typer.Option(*flags, envvar=_env(flags[0]), show_envvar=True, **kwargs)
 
 
 def _fail(exc: BiteralImportError) -> typer.Exit:
@@ -158,37 +163,29 @@ def _split_list(value: str | None) -> tuple[str, ...] | None:
 # Option declarations shared by `import` and `map`.
 FormatOpt = Annotated[
     str | None,
-    typer.Option(
+    _opt(
         "--format",
-        envvar=_env("format"),
-        show_envvar=True,
         help="Input format: csv, tsv, jsonl, json, xlsx, xls or ods (default: detected).",
     ),
 ]
 DelimiterOpt = Annotated[
     str | None,
-    typer.Option(
+    _opt(
         "--delimiter",
-        envvar=_env("delimiter"),
-        show_envvar=True,
         help="CSV delimiter: , ; | or tab (default: sniffed).",
     ),
 ]
 EncodingOpt = Annotated[
     str | None,
-    typer.Option(
+    _opt(
         "--encoding",
-        envvar=_env("encoding"),
-        show_envvar=True,
         help="Text encoding, e.g. utf-8, cp1252, latin-1 (default: detected).",
     ),
 ]
 SheetOpt = Annotated[
     str | None,
-    typer.Option(
+    _opt(
         "--sheet",
-        envvar=_env("sheet"),
-        show_envvar=True,
         help="Excel sheet name or 0-based index (default: the first).",
     ),
 ]
@@ -200,28 +197,22 @@ MapOpt = Annotated[
 ]
 MappingOpt = Annotated[
     Path | None,
-    typer.Option(
+    _opt(
         "--mapping",
-        envvar=_env("mapping"),
-        show_envvar=True,
         help="A mapping file (TOML: columns, value maps, defaults).",
     ),
 ]
 NoExtraOpt = Annotated[
     bool,
-    typer.Option(
+    _opt(
         "--no-extra-metadata",
-        envvar=_env("no_extra_metadata"),
-        show_envvar=True,
         help="Drop unmapped columns instead of sending them as metadata.",
     ),
 ]
 MetaColsOpt = Annotated[
     str | None,
-    typer.Option(
+    _opt(
         "--metadata-columns",
-        envvar=_env("metadata_columns"),
-        show_envvar=True,
         metavar="A,B",
         help="Send only these unmapped columns as metadata.",
     ),
@@ -247,28 +238,22 @@ def import_command(
     metadata_columns: MetaColsOpt = None,
     strict: Annotated[
         bool,
-        typer.Option(
+        _opt(
             "--strict",
-            envvar=_env("strict"),
-            show_envvar=True,
             help="Reject rows with location or field warnings instead of sending them.",
         ),
     ] = False,
     empty_as_null: Annotated[
         bool,
-        typer.Option(
+        _opt(
             "--empty-as-null",
-            envvar=_env("empty_as_null"),
-            show_envvar=True,
             help="Send empty cells as null (removes the field on the server).",
         ),
     ] = False,
     sandbox: Annotated[
         bool,
-        typer.Option(
+        _opt(
             "--sandbox",
-            envvar=_env("sandbox"),
-            show_envvar=True,
             help="Import into a local sandbox API started for this run.",
         ),
     ] = False,
@@ -278,10 +263,8 @@ def import_command(
     ] = DEFAULT_API_URL,
     api_key_file: Annotated[
         Path | None,
-        typer.Option(
+        _opt(
             "--api-key-file",
-            envvar=_env("api_key_file"),
-            show_envvar=True,
             help="Read the API key from this file (else from env BITERAL_API_KEY).",
         ),
     ] = None,
@@ -291,157 +274,123 @@ def import_command(
     ] = False,
     concurrency: Annotated[
         int,
-        typer.Option("--concurrency", envvar=_env("concurrency"), show_envvar=True, help="Requests in flight at once."),
+        _opt("--concurrency", help="Requests in flight at once."),
     ] = 4,
     batch_size: Annotated[
         int,
-        typer.Option(
-            "--batch-size", envvar=_env("batch_size"), show_envvar=True, help="Customers per request (1 to 100)."
-        ),
+        _opt("--batch-size", help="Customers per request (1 to 100)."),
     ] = 100,
     max_request_bytes: Annotated[
         int,
-        typer.Option(
+        _opt(
             "--max-request-bytes",
-            envvar=_env("max_request_bytes"),
-            show_envvar=True,
             help="Byte cap of one request body.",
         ),
     ] = 5 * 1024 * 1024,
     rate: Annotated[
         str | None,
-        typer.Option(
+        _opt(
             "--rate",
-            envvar=_env("rate"),
-            show_envvar=True,
             metavar="N/s|N/min",
             help="Client-side limit on requests, e.g. 20/s or 600/min.",
         ),
     ] = None,
     max_retries: Annotated[
         int,
-        typer.Option(
+        _opt(
             "--max-retries",
-            envvar=_env("max_retries"),
-            show_envvar=True,
             help="Retries of a request on 429, 5xx, timeouts and connection errors.",
         ),
     ] = 5,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", envvar=_env("timeout"), show_envvar=True, help="Seconds to wait for one response."),
+        _opt("--timeout", help="Seconds to wait for one response."),
     ] = 30.0,
     allow_insecure_http: Annotated[
         bool,
-        typer.Option(
+        _opt(
             "--allow-insecure-http",
-            envvar=_env("allow_insecure_http"),
-            show_envvar=True,
             help="Allow http:// to a host other than loopback.",
         ),
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option(
+        _opt(
             "--dry-run",
-            envvar=_env("dry_run"),
-            show_envvar=True,
             help="Read, map, validate and report, but send nothing.",
         ),
     ] = False,
     output: Annotated[
         Path | None,
-        typer.Option(
+        _opt(
             "--output",
-            envvar=_env("output"),
-            show_envvar=True,
             help="Write the JSON payloads sent (or that would be sent) to this .jsonl file.",
         ),
     ] = None,
     failures: Annotated[
         Path | None,
-        typer.Option(
+        _opt(
             "--failures",
-            envvar=_env("failures"),
-            show_envvar=True,
             help="Failure report path (default: <input>.failures.csv, written only if needed).",
         ),
     ] = None,
-    failures_format: Annotated[
-        str, typer.Option("--failures-format", envvar=_env("failures_format"), show_envvar=True, help="csv or jsonl.")
-    ] = "csv",
+    failures_format: Annotated[str, _opt("--failures-format", help="csv or jsonl.")] = "csv",
     warnings: Annotated[
         Path | None,
-        typer.Option(
-            "--warnings", envvar=_env("warnings"), show_envvar=True, help="Write rows sent with warnings to this file."
-        ),
+        _opt("--warnings", help="Write rows sent with warnings to this file."),
     ] = None,
     summary_json: Annotated[
         Path | None,
-        typer.Option(
+        _opt(
             "--summary-json",
-            envvar=_env("summary_json"),
-            show_envvar=True,
             help="Write the summary as JSON to this file.",
         ),
     ] = None,
     max_errors: Annotated[
         str | None,
-        typer.Option(
+        _opt(
             "--max-errors",
-            envvar=_env("max_errors"),
-            show_envvar=True,
             metavar="N|P%",
             help="Abort (exit 3) once more rows than this failed.",
         ),
     ] = None,
     resume: Annotated[
         bool,
-        typer.Option(
+        _opt(
             "--resume",
-            envvar=_env("resume"),
-            show_envvar=True,
             help="Continue an interrupted run: skip rows the API already confirmed.",
         ),
     ] = False,
     state: Annotated[
         Path | None,
-        typer.Option(
+        _opt(
             "--state",
-            envvar=_env("state"),
-            show_envvar=True,
             help="SQLite file remembering what was sent; unchanged customers are skipped.",
         ),
     ] = None,
     full: Annotated[
         bool,
-        typer.Option("--full", envvar=_env("full"), show_envvar=True, help="With --state: send everything this time."),
+        _opt("--full", help="With --state: send everything this time."),
     ] = False,
     shard: Annotated[
         str | None,
-        typer.Option(
+        _opt(
             "--shard",
-            envvar=_env("shard"),
-            show_envvar=True,
             metavar="K/N",
             help="Process only the codes of shard K of N.",
         ),
     ] = None,
     quiet: Annotated[
         bool,
-        typer.Option(
-            "--quiet", "-q", envvar=_env("quiet"), show_envvar=True, help="Print only errors and one summary line."
-        ),
+        _opt("--quiet", "-q", help="Print only errors and one summary line."),
     ] = False,
     json_out: Annotated[
         bool,
-        typer.Option("--json", envvar=_env("json"), show_envvar=True, help="Print only the summary JSON on stdout."),
+        _opt("--json", help="Print only the summary JSON on stdout."),
     ] = False,
     verbose: Annotated[
         bool,
-        typer.Option(
-            "--verbose", "-v", envvar=_env("verbose"), show_envvar=True, help="Log every request (never the key)."
-        ),
+        _opt("--verbose", "-v", help="Log every request (never the key)."),
     ] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -514,11 +463,9 @@ def import_command(
 
 
 def _check(settings: ImportSettings) -> None:
-    from .importer import Endpoint, _endpoint, _upload_settings_for_check
-    from .uploader import check_status
+    from .importer import check_api
 
-    with _endpoint(settings) as endpoint:
-        status = asyncio.run(check_status(_upload_settings_for_check(settings, Endpoint(endpoint.url, endpoint.key))))
+    endpoint, status = check_api(settings)
     permissions = ", ".join(status.get("permissions", [])) or "none listed"
     Console().print(
         f"OK: {endpoint.url} accepted the key {endpoint.key.masked()} "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -19,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import orjson
@@ -104,6 +106,7 @@ def default_failures_path(settings: ImportSettings) -> Path:
     return Path(f"{stem}.failures.{ext}")
 
 
+@functools.lru_cache(maxsize=4096)
 def reason_key(field: str, message: str) -> str:
     """A reason that aggregates across rows: quoted values are blanked out."""
     generic = re.sub(r"'[^']*'", "'…'", message)
@@ -358,17 +361,8 @@ async def _send(run: Run, sources: Sequence[tuple[Source, Mapping]], endpoint: E
                 run.tally.add(item.ref.row.source, "accepted")
             run._advance(len(batch))
         return
-    upload_settings = UploadSettings(
-        api_url=endpoint.url,
-        api_key=endpoint.key,
-        concurrency=settings.concurrency,
-        max_retries=settings.max_retries,
-        rate=settings.rate,
-        timeout_s=settings.timeout_s,
-        allow_insecure_http=settings.allow_insecure_http,
-    )
     try:
-        result = await upload(stream, upload_settings, run, stop=run.stop)
+        result = await upload(stream, upload_settings(settings, endpoint), run, stop=run.stop)
         run.batches_sent += result.batches
     except AbortError as exc:
         run.halt(str(exc), exc)
@@ -448,20 +442,36 @@ def run_import(
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
-            asyncio.run(check_status(_upload_settings_for_check(settings, endpoint)))
+            asyncio.run(_check(settings, endpoint))
         summary = _run(run, stack, sources, endpoint)
         if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
             show_stored(out, endpoint, run.shown_codes)
     return summary
 
 
-def _upload_settings_for_check(settings: ImportSettings, endpoint: Endpoint) -> UploadSettings:
+def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSettings:
+    """The uploader's settings for this run: where to send, with which key, how fast."""
     return UploadSettings(
         api_url=endpoint.url,
         api_key=endpoint.key,
-        timeout_s=min(settings.timeout_s, 10.0),
+        concurrency=settings.concurrency,
+        max_retries=settings.max_retries,
+        rate=settings.rate,
+        timeout_s=settings.timeout_s,
         allow_insecure_http=settings.allow_insecure_http,
     )
+
+
+async def _check(settings: ImportSettings, endpoint: Endpoint) -> dict[str, Any]:
+    # A wrong key or URL must fail in seconds, whatever --timeout allows a big batch.
+    quick = dataclasses.replace(upload_settings(settings, endpoint), timeout_s=min(settings.timeout_s, 10.0))
+    return await check_status(quick)
+
+
+def check_api(settings: ImportSettings) -> tuple[Endpoint, dict[str, Any]]:
+    """Call GET /status with the run's URL and key (``--check``); raise AbortError when refused."""
+    with _endpoint(settings) as endpoint:
+        return endpoint, asyncio.run(_check(settings, endpoint))
 
 
 @contextlib.contextmanager
