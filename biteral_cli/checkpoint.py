@@ -102,6 +102,10 @@ class Checkpoint:
         rows = self._done.get(source)
         return rows is not None and row in rows
 
+    def tracks(self, source: str) -> bool:
+        """True when rows of ``source`` can be recorded: standard input has no content hash to resume."""
+        return source in self._index
+
     def confirm(self, rows: Iterable[tuple[str, int]]) -> None:
         """Record rows the API confirmed; call only after the confirmation arrived."""
         if self._file is None:

@@ -20,6 +20,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from . import __version__
+from .crash import EXIT_INTERNAL, internal_error_line, register_secret
 from .errors import BiteralImportError, ConfigError, UsageError
 from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors
 from .uploader import RateLimit, Secret
@@ -75,6 +76,15 @@ class DefaultImportGroup(TyperGroup):
         if config:
             ctx.default_map = {**(ctx.default_map or {}), **config}
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Context) -> Any:
+        """Run the command; an exception no stage expected ends with one line and exit 70."""
+        try:
+            return super().invoke(ctx)
+        except (ClickException, typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            raise _ClickFailure(internal_error_line(exc), EXIT_INTERNAL) from None
 
     def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] FILE... | COMMAND [ARGS]...")
@@ -139,8 +149,10 @@ def read_api_key(key_file: Path | None) -> Secret | None:
             raise ConfigError(f"--api-key-file {key_file}: cannot read it ({exc.strerror})") from exc
         if not text or not text[0].strip():
             raise ConfigError(f"--api-key-file {key_file}: the file is empty")
+        register_secret(text[0].strip())
         return Secret(text[0].strip())
     value = os.environ.get("BITERAL_API_KEY", "").strip()
+    register_secret(value)
     return Secret(value) if value else None
 
 

@@ -185,7 +185,9 @@ class Run:
             if len(self.shown_codes) < self.settings.show_stored:
                 self.shown_codes.append(item.code)
         if self.checkpoint is not None:
-            self.checkpoint.confirm(confirmed)
+            # Rows read from standard input are not recorded: without a content hash, no later
+            # --resume could prove it is reading the same rows again.
+            self.checkpoint.confirm([c for c in confirmed if self.checkpoint.tracks(c[0])])
         if self.state is not None:
             self.state.record(fingerprints)
         self._advance(len(items))
