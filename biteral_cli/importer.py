@@ -214,7 +214,8 @@ class Run:
         for item in items:
             ref: Ref = item.ref
             self.tally.add(ref.row.source, "accepted")
-            confirmed.append((ref.row.source, ref.row.row))
+            if ref.row.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
+                confirmed.append((ref.row.source, ref.row.row))
             fingerprints.append((item.code, ref.fingerprint))
             if len(self.shown_codes) < self.settings.show_stored:
                 self.shown_codes.append(item.code)
