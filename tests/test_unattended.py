@@ -128,7 +128,8 @@ def test_the_gender_m_rule_is_pinned_by_the_state(sandbox: RunningSandbox) -> No
 
 
 def test_decisions_are_not_recorded_by_a_dry_run(sandbox: RunningSandbox) -> None:
-    assert run(sandbox, write("a.csv", customers("Customer ID,City,Plan", ["C1"])), "--state", "s.sqlite").exit_code == 0
+    first = write("a.csv", customers("Customer ID,City,Plan", ["C1"]))
+    assert run(sandbox, first, "--state", "s.sqlite").exit_code == 0
     renamed = write("b.csv", customers("Customer Number,City,Plan", ["N1"]))
     preview = run(sandbox, renamed, "--state", "s.sqlite", "--dry-run", "--accept-changes")
     assert preview.exit_code == 0, preview.output
@@ -157,9 +158,8 @@ def test_a_mass_change_is_refused_before_sending(sandbox: RunningSandbox) -> Non
     assert run(sandbox, write("a.csv", customers("code,City,Plan", codes)), "--state", "s.sqlite", "-q").exit_code == 0
     posts = sandbox.stats.requests
     # Six of the ten known customers moved to Sevilla (a bad export, say), and two are new.
-    changed = customers("code,City,Plan", codes[:6] + ["N1", "N2"], city="Sevilla") + customers(
-        "code,City,Plan", codes[6:]
-    )[1:]
+    moved = customers("code,City,Plan", [*codes[:6], "N1", "N2"], city="Sevilla")
+    changed = moved + customers("code,City,Plan", codes[6:])[1:]
     path = write("b.csv", changed)
     result = run(sandbox, path, "--state", "s.sqlite", "-q")
     assert result.exit_code == 2, result.output
