@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -388,11 +389,8 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
         extra_metadata=settings.extra_metadata,
         metadata_columns=settings.metadata_columns,
         personal_data=settings.personal_data,
+        code_column=settings.code_column,
     )
-    if settings.code_column is not None:
-        mapping_options = dataclasses.replace(
-            mapping_options, overrides={**mapping_options.overrides, "code": settings.code_column}
-        )
     opened: list[tuple[Source, Mapping]] = []
     try:
         for name in settings.inputs:
@@ -640,7 +638,7 @@ def run_import(
         spooled: Path | None = None
         if "-" in settings.inputs and settings.state is not None:
             # The mass-change pre-pass reads the input twice; standard input is kept on disk for it.
-            spooled = stack.enter_context(_spooled(stdin if stdin is not None else _stdin()))
+            spooled = stack.enter_context(_spooled(stdin if stdin is not None else sys.stdin.buffer))
             stdin = stack.enter_context(open(spooled, "rb"))
         sources = open_inputs(settings, stdin)
         for source, _ in sources:
@@ -669,12 +667,6 @@ def run_import(
         if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
             show_stored(out, endpoint, run.shown_codes)
     return summary
-
-
-def _stdin() -> IO[bytes]:
-    import sys
-
-    return sys.stdin.buffer
 
 
 @contextlib.contextmanager

@@ -409,6 +409,8 @@ class MappingOptions:
     metadata_columns: tuple[str, ...] | None = None
     #: "exclude": columns recognised as personal data stay out of metadata unless named; "include"
     personal_data: str = "exclude"
+    #: --code-column: the column chosen on purpose as the code (beats --map code= and the file)
+    code_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.personal_data not in PERSONAL_DATA_POLICIES:
@@ -851,11 +853,16 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
                 flag = f"{file_where}: columns.{fld} = '{name}'"
                 raise ConfigError(_no_column(flag, name, headers))
             explicit[fld] = (column, "mapping file")
-    for fld, name in options.overrides.items():
+    overrides = dict(options.overrides)
+    if options.code_column is not None:
+        overrides["code"] = options.code_column
+    for fld, name in overrides.items():
+        flag = "--code-column" if fld == "code" and options.code_column is not None else "--map"
+        shown = f"{flag} {name}" if flag == "--code-column" else f"--map {fld}={name}"
         column = _resolve_column(name, headers) if name else None
         if name and column is None:
-            raise UsageError(_no_column(f"--map {fld}={name}", name, headers))
-        how = "--map" if column == name or column is None else f"--map {fld}={name}"
+            raise UsageError(_no_column(shown, name, headers))
+        how = flag if column == name or column is None else shown
         explicit[fld] = (column, how)
     by_column: dict[str, str] = {}
     for fld, (column, how) in explicit.items():

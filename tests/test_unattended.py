@@ -318,3 +318,10 @@ def test_redact_reports_masks_the_personal_data_columns(sandbox: RunningSandbox)
         for secret in ("ana@example.com", "+34600000000", "cat@example.com"):
             assert secret not in report
         assert "[redacted]" in report and "pro" in report and "X" * 300 in report  # the rest, and the code, kept
+
+
+def test_a_code_column_that_does_not_exist_is_named_as_such(sandbox: RunningSandbox) -> None:
+    result = run(sandbox, write("a.csv", ["Email,City", "ana@example.com,Madrid"]), "--code-column", "Emial")
+    assert result.exit_code == 2
+    assert "--code-column Emial: no column 'Emial' (did you mean 'Email'?)" in " ".join(result.output.split())
+    assert sandbox.stats.requests == 0
