@@ -83,8 +83,12 @@ def compare_decisions(before: Mapping[str, Decision], after: Mapping[str, Decisi
     data, not drift); a decision recorded for the first time, or an unguarded one (format,
     encoding...), is reported but not refused.
     """
+    # A decision only the last run has counts when it was about an input this run also has
+    # ("input 2: ..." is another file when the run had several; "..." the only one).
+    inputs = {_input_of(name) for name in after}
+    gone = [n for n in before if n not in after and _input_of(n) in inputs]
     changes: list[Change] = []
-    for name in [*after, *(n for n in before if n not in after)]:
+    for name in [*after, *gone]:
         old, new = before.get(name), after.get(name)
         if old is None or (new is not None and old.value == new.value):
             continue
@@ -92,6 +96,10 @@ def compare_decisions(before: Mapping[str, Decision], after: Mapping[str, Decisi
         refused = old.guarded and old.value != NO_COLUMN
         changes.append(Change(name, old.value, new_value, refused))
     return changes
+
+
+def _input_of(name: str) -> str:
+    return name.split(": ", 1)[0] if name.startswith("input ") and ": " in name else ""
 
 
 def changes_table(changes: Sequence[Change]) -> str:

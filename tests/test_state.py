@@ -188,8 +188,14 @@ def test_stored_many_gives_the_recorded_fingerprint_of_known_codes_only(tmp_path
         ({"column for city": "City"}, {"column for city": NO_COLUMN}, [("column for city", True)]),
         ({"column for city": NO_COLUMN}, {"column for city": "City"}, [("column for city", False)]),
         ({"gender 'M' means": "female (2)"}, {"gender 'M' means": "male (1)"}, [("gender 'M' means", True)]),
-        ({"values of gender": '{"M": 2}'}, {}, [("values of gender", True)]),
+        (
+            {"column for gender": "G", "values of gender": '{"M": 2}'},
+            {"column for gender": "G"},
+            [("values of gender", True)],
+        ),
         ({}, {"column for code": "Customer ID"}, []),  # first recorded: nothing to compare
+        # Two inputs last time, one now: the other file's decisions are not this file's.
+        ({"input 1: column for code": "Id", "input 2: column for code": "Id"}, {"column for code": "Id"}, []),
         ({"column for code": "Customer ID"}, {"column for code": "Customer ID"}, []),
     ],
 )
