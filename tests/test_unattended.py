@@ -325,3 +325,17 @@ def test_a_code_column_that_does_not_exist_is_named_as_such(sandbox: RunningSand
     assert result.exit_code == 2
     assert "--code-column Emial: no column 'Emial' (did you mean 'Email'?)" in " ".join(result.output.split())
     assert sandbox.stats.requests == 0
+
+
+def test_on_a_terminal_the_email_may_still_be_the_code_but_not_with_state(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("biteral_cli.cli._stdin_is_terminal", lambda: True)  # a person at the keyboard
+    path = write("contacts.csv", ["Email,City", "ana@example.com,Madrid"])
+    result = run(sandbox, path)
+    assert result.exit_code == 0, result.output
+    assert "no id column, so the email column 'Email' is the customer code" in " ".join(result.output.split())
+    assert get(sandbox, "ana@example.com") is not None
+    more = write("more.csv", ["Email,City", "bea@example.com,Madrid"])
+    assert run(sandbox, more, "--state", "s.sqlite").exit_code == 2
+    assert get(sandbox, "bea@example.com") is None
