@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .crash import EXIT_INTERNAL, internal_error_line, register_secret
 from .errors import BiteralImportError, ConfigError, UsageError
-from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors
+from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors, parse_percent
 from .uploader import RateLimit, Secret
 
 CONFIG_NAME = "biteral-import.toml"
@@ -229,6 +229,15 @@ MetaColsOpt = Annotated[
         help="Send only these unmapped columns as metadata.",
     ),
 ]
+PersonalDataOpt = Annotated[
+    str,
+    _opt(
+        "--personal-data",
+        metavar="exclude|include",
+        help="Columns holding personal data (names, emails, phones, addresses...) stay out of "
+        "metadata (exclude, the default) or are sent like any other (include).",
+    ),
+]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help=f"Options file (default: ./{CONFIG_NAME} if present).")
 ]
@@ -248,6 +257,23 @@ def import_command(
     mapping: MappingOpt = None,
     no_extra_metadata: NoExtraOpt = False,
     metadata_columns: MetaColsOpt = None,
+    personal_data: PersonalDataOpt = "exclude",
+    code_column: Annotated[
+        str | None,
+        _opt(
+            "--code-column",
+            metavar="COLUMN",
+            help="The column that is the customer code, chosen on purpose (like --map code=COLUMN).",
+        ),
+    ] = None,
+    hash_code: Annotated[
+        str | None,
+        _opt(
+            "--hash-code",
+            metavar="sha256",
+            help="Send the hex sha256 of the code instead of the code (events must use the same).",
+        ),
+    ] = None,
     strict: Annotated[
         bool,
         _opt(
@@ -384,6 +410,28 @@ def import_command(
         bool,
         _opt("--full", help="With --state: send everything this time."),
     ] = False,
+    accept_changes: Annotated[
+        bool,
+        _opt(
+            "--accept-changes",
+            help="With --state: accept (and record) a mapping or value rule that differs from the last run's.",
+        ),
+    ] = False,
+    max_changed: Annotated[
+        str,
+        _opt(
+            "--max-changed",
+            metavar="P%",
+            help="With --state: refuse a run that would change more than this share of the known customers.",
+        ),
+    ] = "50%",
+    redact_reports: Annotated[
+        bool,
+        _opt(
+            "--redact-reports",
+            help="Mask the personal-data columns in the failure and warning reports.",
+        ),
+    ] = False,
     shard: Annotated[
         str | None,
         _opt(
@@ -437,6 +485,9 @@ def import_command(
             mapping_file=mapping,
             extra_metadata=not no_extra_metadata,
             metadata_columns=_split_list(metadata_columns),
+            personal_data=personal_data,
+            code_column=code_column,
+            hash_code=hash_code,
             strict=strict,
             empty_as_null=empty_as_null,
             sandbox=sandbox,
@@ -459,6 +510,10 @@ def import_command(
             resume=resume,
             state=state,
             full=full,
+            accept_changes=accept_changes,
+            max_changed=parse_percent("--max-changed", max_changed),
+            redact_reports=redact_reports,
+            interactive=_stdin_is_terminal(),
             shard=parse_shard(shard) if shard else None,
             quiet=quiet,
             json=json_out,
@@ -472,6 +527,14 @@ def import_command(
     except BiteralImportError as exc:
         raise _fail(exc) from None
     raise typer.Exit(summary.exit_code)
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether a person may be at the keyboard (the code may fall back to the email only then)."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
 
 
 def _check(settings: ImportSettings) -> None:
@@ -513,6 +576,7 @@ def map_command(
     mapping: MappingOpt = None,
     no_extra_metadata: NoExtraOpt = False,
     metadata_columns: MetaColsOpt = None,
+    personal_data: PersonalDataOpt = "exclude",
     write_mapping: Annotated[
         Path | None,
         typer.Option(
@@ -533,6 +597,7 @@ def map_command(
             mapping_file=mapping,
             extra_metadata=not no_extra_metadata,
             metadata_columns=_split_list(metadata_columns),
+            personal_data=personal_data,
         )
         with open_source(file, options, stdin=sys.stdin.buffer if file == "-" else None) as source:
             chosen = build_mapping(source.headers, mapping_options)

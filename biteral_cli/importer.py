@@ -12,13 +12,18 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import itertools
 import json
 import logging
+import os
 import re
+import shutil
 import signal
+import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -39,8 +44,9 @@ from .errors import (
     AbortError,
     BiteralImportError,
     TooManyErrorsError,
+    UsageError,
 )
-from .mapping import Mapping, MappingOptions, build_mapping
+from .mapping import Mapping, MappingOptions, build_mapping, personal_kind
 from .normalize import NormalizeOptions, Normalizer
 from .progress import Progress
 from .reader import ReadOptions, Source, content_hash, open_source
@@ -50,12 +56,21 @@ from .report import (
     Summary,
     Tally,
     check_writable,
+    create_private,
     summary_line,
     summary_table,
     write_summary_json,
 )
 from .settings import ImportSettings
-from .state import SyncState, fingerprint, shard_of
+from .state import (
+    NO_COLUMN,
+    Decision,
+    SyncState,
+    changes_table,
+    compare_decisions,
+    fingerprint,
+    shard_of,
+)
 from .uploader import FieldError, Item, Secret, UploadSettings, check_status, upload
 
 log = logging.getLogger("biteral_cli.import")
@@ -85,6 +100,26 @@ class Ref:
 
     row: SourceRow
     fingerprint: str
+
+
+@dataclass(slots=True)
+class Input:
+    """One opened input with its mapping, its first rows read ahead and its normalizer."""
+
+    source: Source
+    mapping: Mapping
+    rows: Iterator[SourceRow]  # the rows after the sample
+    sample: list[SourceRow]
+    broken: BiteralImportError | None
+    normalizer: Normalizer
+
+
+class DecisionsChangedError(BiteralImportError):
+    """This run would read the input differently from the run the state recorded (exit 2)."""
+
+
+class MassChangeError(BiteralImportError):
+    """This run would change more of the known customers than --max-changed allows (exit 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +215,8 @@ class Run:
         for item in items:
             ref: Ref = item.ref
             self.tally.add(ref.row.source, "accepted")
-            confirmed.append((ref.row.source, ref.row.row))
+            if ref.row.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
+                confirmed.append((ref.row.source, ref.row.row))
             fingerprints.append((item.code, ref.fingerprint))
             if len(self.shown_codes) < self.settings.show_stored:
                 self.shown_codes.append(item.code)
@@ -224,21 +260,15 @@ class Run:
             self.progress.update(self.tally, self.retries, sent=n)
 
     # -- the stream -----------------------------------------------------------------------------
-    def items(self, sources: Sequence[tuple[Source, Mapping]]) -> Iterator[Item]:
+    def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
         """Read, map and normalize every row; yield what should be sent, account for the rest."""
         seq = itertools.count()
-        settings = self.settings
-        normalize_options = NormalizeOptions(strict=settings.strict, empty_as_null=settings.empty_as_null)
-        for source, mapping in sources:
-            self.tally.register(source.name)
-            rows = source.rows()
-            sample, broken = _read_ahead(rows, SAMPLE_ROWS)
-            gender_column = mapping.field_column("gender")
-            normalizer = Normalizer(
-                normalize_options,
-                gender_header=gender_column,
-                gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
+        for one in inputs:
+            source, mapping, sample, broken, normalizer = (
+                one.source, one.mapping, one.sample, one.broken, one.normalizer
             )
+            self.tally.register(source.name)
+            rows = one.rows
             try:
                 # Rows read before the input broke are still processed: none is lost.
                 for row in itertools.chain(sample, () if broken else rows):
@@ -278,7 +308,7 @@ class Run:
             message = "; ".join(e.message for e in errors)
             self.reject(row, prepared.stage, field, message, reason=reason_key(errors[0].field, errors[0].message))
             return None
-        code = prepared.code or ""
+        code = self.final_code(prepared)
         if not self.seen_codes.add(code):
             message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
             self.tally.warn(row.source, reason_key("code", message))
@@ -287,6 +317,29 @@ class Run:
         body = _encode(prepared.payload)
         # The fingerprint only matters to the sync state; hashing a million bodies for nothing costs.
         return Item(seq=seq, code=code, body=body, ref=Ref(row, fingerprint(body) if self.state is not None else ""))
+
+    def fingerprint_of(self, row: SourceRow, one: Input) -> tuple[str, str] | None:
+        """(code, fingerprint) this row would be sent with, or None when it would not be sent."""
+        if row.error is not None:
+            return None
+        prepared = one.normalizer.prepare(row, one.mapping.extract(row.cells))
+        if prepared.payload is None:
+            return None
+        shard = self.settings.shard
+        if shard is not None and shard_of(prepared.code or "", shard[1]) != shard[0] - 1:
+            return None
+        code = self.final_code(prepared)
+        return code, fingerprint(_encode(prepared.payload))
+
+    def final_code(self, prepared: Prepared) -> str:
+        """The code to send for a valid row: as normalized, or its hash with --hash-code sha256
+        (the payload is updated to match)."""
+        code = prepared.code or ""
+        if self.settings.hash_code == "sha256":
+            code = hash_code(code)
+            assert prepared.payload is not None
+            prepared.payload["code"] = code
+        return code
 
     def to_send(self, items: Iterator[Item]) -> Iterator[Item]:
         """Drop customers the sync state says are unchanged (as skipped); write --output lines."""
@@ -310,6 +363,11 @@ class Run:
                 yield item
 
 
+def hash_code(code: str) -> str:
+    """What --hash-code sha256 sends instead of a code: the hex sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
 def _read_ahead(rows: Iterator[SourceRow], n: int) -> tuple[list[SourceRow], BiteralImportError | None]:
     """The first ``n`` rows, and the error that stopped reading them early, if any."""
     sample: list[SourceRow] = []
@@ -326,14 +384,14 @@ _EMPTY = Extracted(fields={})
 
 def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple[Source, Mapping]]:
     """Open every input and choose its mapping; any problem is an error before anything is sent."""
-    options = ReadOptions(
-        format=settings.format, delimiter=settings.delimiter, encoding=settings.encoding, sheet=settings.sheet
-    )
+    options = _read_options(settings)
     mapping_options = MappingOptions(
         overrides=dict(settings.map_overrides),
         mapping_file=settings.mapping_file,
         extra_metadata=settings.extra_metadata,
         metadata_columns=settings.metadata_columns,
+        personal_data=settings.personal_data,
+        code_column=settings.code_column,
     )
     opened: list[tuple[Source, Mapping]] = []
     try:
@@ -347,15 +405,161 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
     return opened
 
 
+def _read_options(settings: ImportSettings) -> ReadOptions:
+    return ReadOptions(
+        format=settings.format, delimiter=settings.delimiter, encoding=settings.encoding, sheet=settings.sheet
+    )
+
+
+def check_code_choice(settings: ImportSettings, sources: Sequence[tuple[Source, Mapping]]) -> None:
+    """Refuse an unattended send whose code would fall back to the email column on its own."""
+    if not settings.sends or not settings.unattended:
+        return
+    for source, mapping in sources:
+        if mapping.code_from_email:
+            column = mapping.field_column("code")
+            why = "--state keeps it for later runs" if settings.state is not None else "no terminal"
+            raise UsageError(
+                f"{'standard input' if source.name == '-' else source.name}: there is no id column, so the "
+                f"customer code would be the email column '{column}'; an unattended run ({why}) does not "
+                f"choose that on its own: pass --code-column '{column}' (or --map code=COLUMN, or a "
+                "--mapping file) to choose it on purpose, or try it first with --dry-run; nothing was sent"
+            )
+
+
+def prepare_inputs(
+    settings: ImportSettings, sources: Sequence[tuple[Source, Mapping]], recorded: dict[str, Decision]
+) -> list[Input]:
+    """Read the first rows of every input ahead and decide its per-column rules (what "M" means,
+    falling back to the rule the state recorded when tonight's rows do not tell)."""
+    options = NormalizeOptions(strict=settings.strict, empty_as_null=settings.empty_as_null)
+    inputs = []
+    for index, (source, mapping) in enumerate(sources):
+        rows = source.rows()
+        sample, broken = _read_ahead(rows, SAMPLE_ROWS)
+        gender_column = mapping.field_column("gender")
+        pinned = recorded.get(_decision_name(len(sources), index, _M_RULE))
+        normalizer = Normalizer(
+            options,
+            gender_header=gender_column,
+            gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
+            m_gender=_M_VALUES.get(pinned.value) if pinned is not None else None,
+        )
+        inputs.append(Input(source, mapping, rows, sample, broken, normalizer))
+    return inputs
+
+
+_M_RULE = "gender 'M' means"
+_M_TEXT = {1: "male (1)", 2: "female (2)", None: "undecided (not sent)"}
+_M_VALUES = {text: value for value, text in _M_TEXT.items() if value is not None}
+
+
+def _decision_name(count: int, index: int, name: str) -> str:
+    return f"input {index + 1}: {name}" if count > 1 else name
+
+
+def decisions_of(settings: ImportSettings, inputs: Sequence[Input]) -> dict[str, Decision]:
+    """What this run decided about its inputs: the column of every field, value rules (guarded),
+    and how each file was read (recorded, shown when it changes, never refused)."""
+    decided: dict[str, Decision] = {}
+    for index, one in enumerate(inputs):
+        mapping, source = one.mapping, one.source
+
+        def put(name: str, value: str, guarded: bool = True, index: int = index) -> None:
+            decided[_decision_name(len(inputs), index, name)] = Decision(value, guarded)
+
+        for fld in ("code", "isActive", "country", "state", "city", "yearBorn", "gender"):
+            put(f"column for {fld}", mapping.field_column(fld) or NO_COLUMN)
+        put("code sent as", "sha256 hex" if settings.hash_code else "the value")
+        if mapping.field_column("gender") is not None:
+            gender_map = mapping.value_maps.get("gender", {})
+            m_rule = f"{gender_map['M']!r} (mapping file)" if "M" in gender_map else None
+            put(_M_RULE, m_rule or _M_TEXT[one.normalizer.m_gender])
+        for fld, vmap in sorted(mapping.value_maps.items()):
+            put(f"values of {fld}", json.dumps(vmap, sort_keys=True, ensure_ascii=False, default=str))
+        for fld, default in sorted(mapping.defaults.items()):
+            put(f"default of {fld}", json.dumps(default, ensure_ascii=False, default=str))
+        put("format", source.format, guarded=False)
+        put("encoding", source.encoding or "-", guarded=False)
+        put("delimiter", source.delimiter or "-", guarded=False)
+        put("sheet", settings.sheet or "-", guarded=False)
+    return decided
+
+
+def check_decisions(run: Run, state: SyncState, decided: dict[str, Decision]) -> None:
+    """Refuse (exit 2) when a guarded decision differs from the recorded one, unless
+    --accept-changes; mention the unguarded ones that changed."""
+    settings = run.settings
+    changes = compare_decisions(state.decisions(), decided)
+    refused = [c for c in changes if c.refused]
+    if refused and not settings.accept_changes:
+        raise DecisionsChangedError(
+            f"this run would read the input differently from the last run recorded in {settings.state}; "
+            "nothing was sent:\n"
+            f"{changes_table(refused)}\n"
+            "If the change is intended, run again with --accept-changes (the new decisions are recorded "
+            "for later runs). To pin the mapping for good: biteral-import map FILE --write-mapping "
+            "mapping.toml, then import with --mapping mapping.toml."
+        )
+    if changes and not (settings.quiet or settings.json):
+        for change in changes:
+            verb = "accepted" if change.refused else "changed"
+            run.console.print(
+                f"note: {change.name} {verb} since the last run: {change.before} -> {change.after}",
+                style="yellow",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+#: Opens an input again, by name, for a second pass (the pre-pass of check_mass_change).
+ReopenFn = Callable[[str], contextlib.AbstractContextManager[Source]]
+
+#: Changed customers named in a refused mass change.
+MASS_CHANGE_EXAMPLES = 5
+
+
+def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reopen: ReopenFn) -> None:
+    """Refuse (exit 2) a run that would change more than --max-changed of the customers the state
+    knows: a pre-pass over the input, streamed, comparing fingerprints a chunk at a time."""
+    settings = run.settings
+    known = len(state)
+    if known == 0 or settings.max_changed >= 100:
+        return
+    changed = 0
+    examples: list[str] = []
+    for one in inputs:
+        with reopen(one.source.name) as source:
+            try:
+                for chunk in chunks(source.rows(), STATE_CHUNK):
+                    pairs = [p for p in (run.fingerprint_of(row, one) for row in chunk) if p is not None]
+                    stored = state.stored_many([code for code, _ in pairs])
+                    for code, fp in pairs:
+                        if stored.get(code, fp) != fp:
+                            changed += 1
+                            if len(examples) < MASS_CHANGE_EXAMPLES:
+                                examples.append(code)
+            except BiteralImportError:
+                pass  # a broken input is reported by the run itself, with what it could read
+    if changed * 100 > settings.max_changed * known:
+        shown = ", ".join(examples) + (", ..." if changed > len(examples) else "")
+        raise MassChangeError(
+            f"{changed} of the {known} customers known to {settings.state} would change "
+            f"({changed * 100 / known:.0f}%), more than --max-changed {settings.max_changed:g}% allows; "
+            f"nothing was sent. For example: {shown}. If that is intended (a new column, a fixed "
+            "export), run again with --max-changed 100%."
+        )
+
+
 def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
     for path in (failures_path, settings.warnings, settings.summary_json, settings.output, settings.state):
         if path is not None:
             check_writable(path)
 
 
-async def _send(run: Run, sources: Sequence[tuple[Source, Mapping]], endpoint: Endpoint | None) -> None:
+async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) -> None:
     settings = run.settings
-    stream = batches(run.to_send(run.items(sources)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
+    stream = batches(run.to_send(run.items(inputs)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
     if endpoint is None:  # --dry-run: everything but the sending
         for batch in stream:
             run.batches_sent += 1
@@ -432,23 +636,60 @@ def run_import(
     out = out or Console()
     run = Run(settings, console, out)
     _check_report_paths(settings, run.failures_path)
-    sources = open_inputs(settings, stdin)
     with contextlib.ExitStack() as stack:
+        spooled: Path | None = None
+        if "-" in settings.inputs and settings.state is not None:
+            # The mass-change pre-pass reads the input twice; standard input is kept on disk for it.
+            spooled = stack.enter_context(_spooled(stdin if stdin is not None else sys.stdin.buffer))
+            stdin = stack.enter_context(open(spooled, "rb"))
+        sources = open_inputs(settings, stdin)
         for source, _ in sources:
             stack.callback(source.close)
+        check_code_choice(settings, sources)
         if not (settings.quiet or settings.json):
             # What detection and mapping decided on the user's behalf (a misnamed file, a column
             # that lost to another) is worth a line before anything is sent.
             for note in [n for source, mapping in sources for n in (*source.notes, *mapping.notes)]:
                 console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
+        if settings.state is not None:
+            run.state = SyncState.open(settings.state)
+            stack.callback(run.state.close)
+        inputs = prepare_inputs(settings, sources, run.state.decisions() if run.state is not None else {})
+        if run.state is not None:
+            decided = decisions_of(settings, inputs)
+            check_decisions(run, run.state, decided)
+            check_mass_change(run, run.state, inputs, functools.partial(_reopen, settings, spooled))
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
             asyncio.run(_check(settings, endpoint))
-        summary = _run(run, stack, sources, endpoint)
+            if run.state is not None:
+                run.state.record_decisions(decided)
+        summary = _run(run, stack, inputs, endpoint)
         if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
             show_stored(out, endpoint, run.shown_codes)
     return summary
+
+
+@contextlib.contextmanager
+def _spooled(stream: IO[bytes]) -> Iterator[Path]:
+    """Copy ``stream`` to an owner-only temporary file, removed afterwards; yield its path."""
+    fd, name = tempfile.mkstemp(prefix="biteral-import-stdin-")
+    try:
+        with os.fdopen(fd, "wb") as spool:
+            shutil.copyfileobj(stream, spool, 1 << 20)
+        yield Path(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+@contextlib.contextmanager
+def _reopen(settings: ImportSettings, spooled: Path | None, name: str) -> Iterator[Source]:
+    """Open input ``name`` again (standard input from its spooled copy) for a second pass."""
+    with contextlib.ExitStack() as stack:
+        stdin = stack.enter_context(open(spooled, "rb")) if name == "-" and spooled is not None else None
+        yield stack.enter_context(open_source(name, _read_options(settings), stdin=stdin))
 
 
 def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSettings:
@@ -488,23 +729,30 @@ def _endpoint(settings: ImportSettings) -> Iterator[Endpoint]:
         yield Endpoint(settings.api_url, settings.api_key)
 
 
-def _run(
-    run: Run, stack: contextlib.ExitStack, sources: Sequence[tuple[Source, Mapping]], endpoint: Endpoint | None
-) -> Summary:
+def _redaction(settings: ImportSettings, inputs: Sequence[Input]) -> Callable[[str], bool] | None:
+    """With --redact-reports: which report columns to mask (personal data, except the code column,
+    which a fixed report fed back in needs)."""
+    if not settings.redact_reports:
+        return None
+    codes = {one.mapping.field_column("code") for one in inputs}
+    return lambda column: column not in codes and personal_kind(column) is not None
+
+
+def _run(run: Run, stack: contextlib.ExitStack, inputs: Sequence[Input], endpoint: Endpoint | None) -> Summary:
     settings = run.settings
-    columns = list(dict.fromkeys(h for source, _ in sources for h in source.headers))
-    run.failures = RowReport(run.failures_path, fmt=settings.failures_format, columns=columns)
+    sources = [one.source for one in inputs]
+    columns = list(dict.fromkeys(h for source in sources for h in source.headers))
+    redact = _redaction(settings, inputs)
+    run.failures = RowReport(run.failures_path, fmt=settings.failures_format, columns=columns, redact=redact)
     stack.callback(run.failures.close)
     if settings.warnings is not None:
-        run.warnings = RowReport(settings.warnings, fmt=settings.failures_format, columns=columns)
+        run.warnings = RowReport(settings.warnings, fmt=settings.failures_format, columns=columns, redact=redact)
         stack.callback(run.warnings.close)
     if settings.output is not None:
-        run.output = stack.enter_context(open(settings.output, "wb"))  # noqa: SIM115 - closed by the stack
-    if settings.state is not None:
-        run.state = SyncState.open(settings.state)
-        stack.callback(run.state.close)
+        # Owner-only, like the reports: the payloads are customer data.
+        run.output = stack.enter_context(open(create_private(settings.output), "wb"))  # noqa: SIM115
     if endpoint is not None:
-        hashes = {s.name: content_hash(s.name) for s, _ in sources if s.name != "-"}
+        hashes = {s.name: content_hash(s.name) for s in sources if s.name != "-"}
         run.checkpoint = Checkpoint.open(
             default_checkpoint_path(run.failures_path), input_hashes=hashes, resume=settings.resume
         )
@@ -513,14 +761,14 @@ def _run(
     run.progress = Progress.start(
         run.console,
         enabled=not (settings.quiet or settings.json),
-        total=Progress.estimate_rows([s for s, _ in sources]),
+        total=Progress.estimate_rows(sources),
     )
     started = time.monotonic()
 
     async def main() -> None:
         installed = _install_signal_handlers(run)
         try:
-            await _send(run, sources, endpoint)
+            await _send(run, inputs, endpoint)
         finally:
             for sig in installed:
                 asyncio.get_running_loop().remove_signal_handler(sig)

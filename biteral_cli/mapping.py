@@ -41,6 +41,14 @@ CSV import); ``--no-extra-metadata`` drops them and ``--metadata-columns A,B`` k
 ``x``; a column named ``metadata`` holding a JSON object is merged by the normalizer. Keys that a
 JSON row has but the header does not go to metadata as well, unless either flag restricts it.
 
+Personal data stays home: an unmapped column whose header names personal data (names, emails,
+phones, street address lines, postcodes, birth dates, free-text notes, IP addresses, national
+ids, logins; in the six languages above, qualifiers like ``billing`` stripped; see
+``personal_kind``) is left out of metadata, and ``Mapping.personal_left_out`` and the notes say
+which and why. Naming it in ``--metadata-columns`` (or ``[metadata] columns``), or
+``--personal-data include`` (``[metadata] personal_data = "include"``) sends it. ``metadata.x``
+columns and a JSON ``metadata`` column are sent as they are: the export itself calls them metadata.
+
 Overrides
 ---------
 ``--map FIELD=COLUMN`` (repeatable; ``--map FIELD=`` leaves the field empty) beats the mapping
@@ -66,6 +74,7 @@ keeps meaning the same thing when the export later gains columns.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import re
@@ -257,6 +266,67 @@ _RANK_NAMES = {
 }
 
 
+# Personal data: headers that name a person or a way to reach them. Such columns are kept out of
+# metadata unless the user asks (--metadata-columns, the mapping file, --personal-data include).
+# (kind, phrases in en/es/pt/fr/de/it); matched like field synonyms, qualifier words stripped.
+_PERSONAL_TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("name", ("name", "first name", "last name", "full name", "given name", "family name",
+              "surname", "middle name", "salutation", "nombre", "apellido", "apellidos",
+              "primer apellido", "segundo apellido", "nombre completo", "nome", "sobrenome",
+              "apelido", "nome completo", "nom", "prenom", "nom famille", "nom complet",
+              "vorname", "nachname", "familienname", "cognome", "nome e cognome")),
+    ("email", ("email", "e mail", "mail", "email address", "emailaddress", "correo",
+               "correo electronico", "correio eletronico", "courriel", "adresse email",
+               "adresse mail", "emailadresse", "mailadresse", "posta elettronica")),
+    ("phone", ("phone", "phone number", "telephone", "tel", "mobile", "mobile phone", "cell",
+               "cell phone", "cellphone", "fax", "telefono", "movil", "celular", "telemovel",
+               "telefone", "portable", "telefon", "telefonnummer", "handy", "mobiltelefon",
+               "cellulare", "numero telefono")),
+    ("street address", ("address", "street", "street address", "address1", "address2",
+                        "address line", "address line1", "address line2", "line1", "line2",
+                        "direccion", "domicilio", "calle", "endereco", "morada", "rua",
+                        "adresse", "rue", "strasse", "anschrift", "indirizzo", "via")),
+    ("postcode", ("zip", "zip code", "zipcode", "postcode", "postal code", "post code",
+                  "codigo postal", "cod postal", "cp", "cep", "code postal", "postleitzahl", "plz",
+                  "cap", "codice postale")),
+    ("birth date", ("date birth", "dob", "birthdate", "birth date", "birthday",
+                    "fecha nacimiento", "f nacimiento", "nacimiento", "fec nacimiento",
+                    "data nascimento", "nascimento", "date naissance", "naissance",
+                    "geburtsdatum", "geburtstag", "data nascita", "cumpleanos")),
+    ("free-text note", ("note", "notes", "comment", "comments", "remark", "remarks",
+                        "description", "nota", "notas", "observaciones", "observacion",
+                        "comentario", "comentarios", "descripcion", "observacoes", "remarque",
+                        "remarques", "commentaire", "commentaires", "bemerkung", "bemerkungen",
+                        "notiz", "notizen", "kommentar", "commento", "osservazioni")),
+    ("IP address", ("ip", "ip address", "ipaddress", "last ip", "signup ip", "direccion ip",
+                    "endereco ip", "adresse ip", "ip adresse", "indirizzo ip")),
+    ("national id", ("nif", "dni", "nie", "ssn", "social security number", "national id",
+                     "passport", "pasaporte", "cpf", "codice fiscale", "steuernummer", "tax id")),
+    ("login", ("login", "username", "user name", "user login")),
+)
+_PERSONAL: dict[str, str] = {
+    _norm(phrase): kind for kind, phrases in _PERSONAL_TABLE for phrase in phrases
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def personal_kind(header: str) -> str | None:
+    """The kind of personal data a header names ("email", "phone"...), or None."""
+    words = _tokens(header)
+    n = len(words)
+    for stripped in range(n):
+        for i in range(stripped + 1):
+            j = stripped - i
+            rest = words[:i] + words[n - j :]
+            if not all(w in _ENTITY_OR_PLACE for w in rest):
+                continue
+            core = "".join(words[i : n - j])
+            kind = _PERSONAL.get(core) or _PERSONAL.get(core.rstrip("0123456789"))
+            if kind is not None:
+                return kind
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class _Match:
     role: _Role
@@ -326,6 +396,9 @@ def _unknown_field_message(name: str) -> str:
     return f"unknown field '{name}'{hint}; fields are: {', '.join(FIELDS)}"
 
 
+PERSONAL_DATA_POLICIES = ("exclude", "include")
+
+
 @dataclass(frozen=True, kw_only=True)
 class MappingOptions:
     """How the user wants columns mapped: overrides, a mapping file and the metadata policy."""
@@ -334,8 +407,16 @@ class MappingOptions:
     mapping_file: Path | None = None
     extra_metadata: bool = True
     metadata_columns: tuple[str, ...] | None = None
+    #: "exclude": columns recognised as personal data stay out of metadata unless named; "include"
+    personal_data: str = "exclude"
+    #: --code-column: the column chosen on purpose as the code (beats --map code= and the file)
+    code_column: str | None = None
 
     def __post_init__(self) -> None:
+        if self.personal_data not in PERSONAL_DATA_POLICIES:
+            raise UsageError(
+                f"--personal-data must be include or exclude, not {self.personal_data!r}"
+            )
         canonical: dict[str, str] = {}
         for name, column in self.overrides.items():
             fld = _canonical_field(name)
@@ -405,6 +486,12 @@ class Mapping:
     notes: tuple[str, ...] = ()
     extra_metadata: bool = True
     metadata_columns: tuple[str, ...] | None = None
+    #: Columns kept out of metadata because they hold personal data: (column, kind).
+    personal_left_out: tuple[tuple[str, str], ...] = ()
+    #: Whether personal data may go to metadata (keys of JSON rows the header lacks included).
+    include_personal: bool = False
+    #: True when no column was chosen for code and the email column stands in for it.
+    code_from_email: bool = False
 
     # Precomputed plan for extract(), built once from the fields above.
     _plan: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = field(
@@ -485,6 +572,8 @@ class Mapping:
             for key in new:
                 value = cells[key]
                 if value is None or (isinstance(value, str) and (not value or value.isspace())):
+                    continue
+                if not self.include_personal and personal_kind(key) is not None:
                     continue
                 metadata[_explicit_metadata_key(key) or key] = value
         metadata_json = None
@@ -570,12 +659,15 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
         defaults[fld] = scalar(value, f"defaults.{name}")
 
     meta = table(raw.get("metadata", {}), "metadata")
-    unknown = set(meta) - {"columns", "extra"}
+    unknown = set(meta) - {"columns", "extra", "personal_data"}
     if unknown:
         raise ConfigError(
             f"{where}: unknown key {', '.join(sorted(unknown))} in [metadata]; "
-            "keys are: columns, extra"
+            "keys are: columns, extra, personal_data"
         )
+    personal = meta.get("personal_data")
+    if personal is not None and personal not in PERSONAL_DATA_POLICIES:
+        raise ConfigError(f"{where}: metadata.personal_data must be \"include\" or \"exclude\"")
     meta_columns = meta.get("columns")
     if meta_columns is not None and (
         not isinstance(meta_columns, list) or not all(isinstance(c, str) for c in meta_columns)
@@ -595,6 +687,7 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
         "metadata": {
             "columns": tuple(meta_columns) if meta_columns is not None else None,
             "extra": extra,
+            "personal_data": personal,
         },
     }
 
@@ -666,6 +759,7 @@ def write_mapping_file(mapping: Mapping, path: Path) -> None:
         lines.append(f"columns = [{', '.join(_toml_string(c) for c in mapping.metadata_columns)}]")
     else:
         lines.append(f"extra = {_toml_value(mapping.extra_metadata)}")
+    lines.append(f"personal_data = {_toml_string('include' if mapping.include_personal else 'exclude')}")
     try:
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
     except OSError as exc:
@@ -759,11 +853,16 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
                 flag = f"{file_where}: columns.{fld} = '{name}'"
                 raise ConfigError(_no_column(flag, name, headers))
             explicit[fld] = (column, "mapping file")
-    for fld, name in options.overrides.items():
+    overrides = dict(options.overrides)
+    if options.code_column is not None:
+        overrides["code"] = options.code_column
+    for fld, name in overrides.items():
+        flag = "--code-column" if fld == "code" and options.code_column is not None else "--map"
+        shown = f"{flag} {name}" if flag == "--code-column" else f"--map {fld}={name}"
         column = _resolve_column(name, headers) if name else None
         if name and column is None:
-            raise UsageError(_no_column(f"--map {fld}={name}", name, headers))
-        how = "--map" if column == name or column is None else f"--map {fld}={name}"
+            raise UsageError(_no_column(shown, name, headers))
+        how = flag if column == name or column is None else shown
         explicit[fld] = (column, how)
     by_column: dict[str, str] = {}
     for fld, (column, how) in explicit.items():
@@ -780,6 +879,9 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
     # Metadata policy: the command line replaces the file's [metadata] section.
     cli_metadata = not options.extra_metadata or options.metadata_columns is not None
     extra, meta_names = options.extra_metadata, options.metadata_columns
+    include_personal = options.personal_data == "include"
+    if file is not None and options.personal_data == "exclude" and file["metadata"]["personal_data"]:
+        include_personal = file["metadata"]["personal_data"] == "include"
     meta_flag = "--metadata-columns"
     if file is not None and not cli_metadata:
         if file["metadata"]["extra"] is not None:
@@ -833,6 +935,7 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
         targets[json_columns[0]] = ("metadata", "JSON object merged into metadata")
 
     losers: dict[str, str] = {}
+    code_from_email = False
     for fld in _VALUE_FIELDS:
         found = sorted(candidates[fld], key=_Candidate.key)
         if fld == "code" and not found and "code" not in explicit:
@@ -855,6 +958,7 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
         winner = found[0]
         how = _how(winner.match)
         if winner.match.role.kind == "email":
+            code_from_email = True
             how = "email (no id column)"
             if _norm(winner.column) != "email":
                 how += f", synonym ({'/'.join(winner.match.role.langs)})"
@@ -893,6 +997,7 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
     # Everything else goes to metadata (or nowhere).
     choices: list[ColumnChoice] = []
     meta_keys: dict[str, str] = {}
+    left_out: list[tuple[str, str]] = []
     for header in headers:
         if header in targets:
             target, how = targets[header]
@@ -908,6 +1013,9 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
                 target, how = f"metadata.{header.strip()}", f"{prefix}{meta_flag}"
             elif meta_columns is not None:
                 target, how = "ignored", f"{prefix}dropped (not in {meta_flag})"
+            elif extra and not include_personal and (kind := personal_kind(header)) is not None:
+                target, how = "ignored", f"{prefix}personal data ({kind}): kept out of metadata"
+                left_out.append((header, kind))
             elif extra:
                 target, how = f"metadata.{header.strip()}", f"{prefix}unmapped -> metadata"
             else:
@@ -922,6 +1030,13 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
             meta_keys[key] = header
         choices.append(ColumnChoice(column=header, target=target, how=how))
 
+    if left_out:
+        listed = ", ".join(f"'{c}' ({k})" for c, k in left_out[:_LISTED_COLUMNS])
+        more = f" and {len(left_out) - _LISTED_COLUMNS} more" if len(left_out) > _LISTED_COLUMNS else ""
+        notes.append(
+            f"personal data kept home: {listed}{more} not sent as metadata; "
+            "--metadata-columns or --personal-data include sends them"
+        )
     value_maps = dict(file["values"]) if file is not None else {}
     defaults = dict(file["defaults"]) if file is not None else {}
     return Mapping(
@@ -931,6 +1046,9 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
         notes=tuple(notes),
         extra_metadata=extra,
         metadata_columns=meta_columns,
+        personal_left_out=tuple(left_out),
+        include_personal=include_personal,
+        code_from_email=code_from_email,
     )
 
 
@@ -953,6 +1071,8 @@ def mapping_table(
         policy = "only " + ", ".join(mapping.metadata_columns) + " go to metadata"
     elif mapping.extra_metadata:
         policy = "unmapped columns go to metadata under their header"
+        if not mapping.include_personal:
+            policy += ", except personal data"
     else:
         policy = "unmapped columns are dropped"
     table = Table(title="Column mapping", caption=policy, title_justify="left")

@@ -600,14 +600,17 @@ class Normalizer:
         *,
         gender_header: str | None = None,
         gender_sample: Sequence[Any] = (),
+        m_gender: int | None = None,
     ) -> None:
-        """Decide, once for the column, whether a bare "M" means male or mujer."""
+        """Decide, once for the column, whether a bare "M" means male or mujer (``m_gender``, the
+        rule an earlier run recorded, when neither the header nor the sample tells)."""
         self.options = options
         self._strict = options.strict
         self._null_empty = options.empty_as_null
         self._this_year = options.this_year or dt.date.today().year
         self._max_code = options.max_code_length
-        self._m_gender = _decide_m(gender_header, gender_sample)
+        decided = _decide_m(gender_header, gender_sample)
+        self._m_gender = decided if decided is not None else m_gender
         problem = (
             "gender 'M' is ambiguous (male in English, mujer in Spanish) and neither the column "
             "header nor its other values tell which"

@@ -15,9 +15,10 @@ import csv
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -72,6 +73,24 @@ def check_writable(path: Path, *, min_free_bytes: int = _MIN_FREE_BYTES) -> None
         raise ReportError(f"cannot write {path}: no space left on the device of {parent}")
 
 
+#: What a redacted cell reads in a report (--redact-reports).
+REDACTED = "[redacted]"
+
+
+def create_private(path: Path) -> int:
+    """Create (or replace) ``path`` for writing, readable by its owner only; return the fd.
+
+    The mode is given to ``os.open`` so the file is never readable by others, not even for a
+    moment; a regular file already there is removed first, because reopening it would keep its
+    old, perhaps wider, permissions. Anything else (a device such as /dev/full, a FIFO) is opened
+    as it is.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -86,7 +105,12 @@ class RowReport:
     """
 
     def __init__(
-        self, path: Path, *, fmt: ReportFormat = "csv", columns: Sequence[str] = ()
+        self,
+        path: Path,
+        *,
+        fmt: ReportFormat = "csv",
+        columns: Sequence[str] = (),
+        redact: Callable[[str], bool] | None = None,
     ) -> None:
         if fmt not in ("csv", "jsonl"):
             raise ValueError(f"unknown report format {fmt!r}")
@@ -98,6 +122,9 @@ class RowReport:
                 seen.setdefault(name, None)
         self.columns: tuple[str, ...] = tuple(seen)
         self._known = frozenset(self.columns)
+        # --redact-reports: cells of the columns (and _extra keys) this says yes to are masked.
+        self._redact = redact
+        self._masked = tuple(redact is not None and redact(name) for name in self.columns)
         self.rows_written = 0
         self._file: IO[str] | None = None
         self._writer: Any = None
@@ -105,12 +132,13 @@ class RowReport:
 
     def _open(self) -> IO[str]:
         try:
+            fd = create_private(self.path)
             if self.fmt == "csv":
-                file = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
+                file = open(fd, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
                 self._writer = csv.writer(file)
                 self._writer.writerow([neutralize(c) for c in (*self.columns, *REPORT_COLUMNS)])
             else:
-                file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+                file = open(fd, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise ReportError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         self._file = file
@@ -133,10 +161,14 @@ class RowReport:
     def _write_csv(self, row: SourceRow, stage: str, field: str, error: str) -> None:
         cells = row.cells
         out: list[str] = []
-        for name in self.columns:
+        for name, masked in zip(self.columns, self._masked, strict=True):
             value = cells.get(name, "")
+            if masked and value not in ("", None):
+                value = REDACTED
             out.append(neutralize(value if isinstance(value, str) else _json_text(value)))
-        extra = {k: v for k, v in cells.items() if k not in self._known and k not in REPORT_COLUMNS}
+        extra = self._masked_cells(
+            {k: v for k, v in cells.items() if k not in self._known and k not in REPORT_COLUMNS}
+        )
         out.extend(
             (
                 neutralize(row.source),
@@ -149,9 +181,15 @@ class RowReport:
         )
         self._writer.writerow(out)
 
-    @staticmethod
-    def _write_jsonl(file: IO[str], row: SourceRow, stage: str, field: str, error: str) -> None:
-        obj = {k: v for k, v in row.cells.items() if k not in REPORT_COLUMNS}
+    def _masked_cells(self, cells: dict[str, Any]) -> dict[str, Any]:
+        """``cells`` with the values of redacted keys replaced by REDACTED (empty ones kept)."""
+        redact = self._redact
+        if redact is None:
+            return cells
+        return {k: REDACTED if v not in ("", None) and redact(k) else v for k, v in cells.items()}
+
+    def _write_jsonl(self, file: IO[str], row: SourceRow, stage: str, field: str, error: str) -> None:
+        obj = self._masked_cells({k: v for k, v in row.cells.items() if k not in REPORT_COLUMNS})
         obj.update(_source=row.source, _row=row.row, _stage=stage, _field=field, _error=error)
         file.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 

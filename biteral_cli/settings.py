@@ -48,6 +48,14 @@ class MaxErrors:
         return f"{self.count}" if self.count is not None else f"{self.percent:g}%"
 
 
+def parse_percent(flag: str, text: str) -> float:
+    """Parse ``N%`` (0 to 100) for ``flag``; a UsageError names the flag otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", text)
+    if not match or not 0 <= float(match.group(1)) <= 100:
+        raise UsageError(f"{flag} takes a percentage from 0% to 100% (e.g. {flag} 50%), not {text!r}")
+    return float(match.group(1))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ImportSettings:
     """Everything one ``biteral-import FILE...`` run needs; impossible combinations are refused here."""
@@ -63,6 +71,9 @@ class ImportSettings:
     mapping_file: Path | None = None
     extra_metadata: bool = True
     metadata_columns: tuple[str, ...] | None = None
+    personal_data: str = "exclude"
+    code_column: str | None = None
+    hash_code: str | None = None
     # normalizing
     strict: bool = False
     empty_as_null: bool = False
@@ -88,6 +99,12 @@ class ImportSettings:
     resume: bool = False
     state: Path | None = None
     full: bool = False
+    accept_changes: bool = False
+    max_changed: float = 50.0  # percent of the customers the state knows
+    redact_reports: bool = False
+    #: Whether a person is at the keyboard (stdin is a terminal): only then may the code fall
+    #: back to the email column while sending.
+    interactive: bool = False
     shard: tuple[int, int] | None = None
     quiet: bool = False
     json: bool = False
@@ -113,6 +130,20 @@ class ImportSettings:
             raise UsageError("--resume and --dry-run cannot be combined: a dry run sends nothing to resume")
         if self.full and self.state is None:
             raise UsageError("--full only makes sense with --state PATH")
+        if self.personal_data not in ("include", "exclude"):
+            raise UsageError(f"--personal-data must be include or exclude, not {self.personal_data!r}")
+        if self.hash_code not in (None, "sha256"):
+            raise UsageError(f"--hash-code takes sha256, not {self.hash_code!r}")
+        if self.code_column is not None:
+            if not self.code_column.strip():
+                raise UsageError("--code-column needs a column name")
+            pinned = self.map_overrides.get("code")
+            if pinned is not None and pinned != self.code_column:
+                raise UsageError(
+                    f"--code-column {self.code_column!r} and --map code={pinned!r} disagree; give one"
+                )
+        if not 0 <= self.max_changed <= 100:
+            raise UsageError(f"--max-changed must be a percentage from 0% to 100%, not {self.max_changed:g}%")
         if self.quiet and self.verbose:
             raise UsageError("--quiet and --verbose cannot be combined")
         if self.json and self.verbose:
@@ -122,6 +153,11 @@ class ImportSettings:
                 "no API key: set BITERAL_API_KEY or pass --api-key-file PATH "
                 "(or use --sandbox to try the tool locally, or --dry-run to send nothing)"
             )
+
+    @property
+    def unattended(self) -> bool:
+        """Whether no one is watching this run: stdin is not a terminal, or it keeps a --state."""
+        return self.state is not None or not self.interactive
 
     @property
     def sends(self) -> bool:

@@ -1,4 +1,5 @@
-"""Incremental sync: fingerprints of what was last accepted per code, a run lock, and sharding."""
+"""Incremental sync: fingerprints of what was last accepted per code, the decisions the last run
+made (which column feeds each field, value rules), a run lock, and sharding."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,62 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not sep or n < 1 or not 1 <= k <= n:
         raise UsageError(f"--shard must be K/N with 1 <= K <= N (e.g. --shard 2/4), not {text!r}")
     return k, n
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision a run made about its input, as text; ``guarded`` ones must not drift."""
+
+    value: str
+    guarded: bool = True
+
+
+#: What a field's decision is named; a column that disappears is recorded as NO_COLUMN.
+NO_COLUMN = "(none)"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A decision whose value differs from the one recorded; ``refused`` when it may not drift."""
+
+    name: str
+    before: str
+    after: str
+    refused: bool
+
+
+def compare_decisions(before: Mapping[str, Decision], after: Mapping[str, Decision]) -> list[Change]:
+    """What changed between the recorded decisions and this run's, in this run's order.
+
+    A guarded decision refuses any change, except a field that had no column and gains one (new
+    data, not drift); a decision recorded for the first time, or an unguarded one (format,
+    encoding...), is reported but not refused.
+    """
+    # A decision only the last run has counts when it was about an input this run also has
+    # ("input 2: ..." is another file when the run had several; "..." the only one).
+    inputs = {_input_of(name) for name in after}
+    gone = [n for n in before if n not in after and _input_of(n) in inputs]
+    changes: list[Change] = []
+    for name in [*after, *gone]:
+        old, new = before.get(name), after.get(name)
+        if old is None or (new is not None and old.value == new.value):
+            continue
+        new_value = new.value if new is not None else NO_COLUMN
+        refused = old.guarded and old.value != NO_COLUMN
+        changes.append(Change(name, old.value, new_value, refused))
+    return changes
+
+
+def _input_of(name: str) -> str:
+    return name.split(": ", 1)[0] if name.startswith("input ") and ": " in name else ""
+
+
+def changes_table(changes: Sequence[Change]) -> str:
+    """The changes as a small plain-text table: decision, last run, this run."""
+    rows = [("decision", "last run", "this run"), *((c.name, c.before, c.after) for c in changes)]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
 
 
 def lock_path(path: Path) -> Path:
@@ -114,17 +172,43 @@ class SyncState:
 
     def unchanged_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         """``unchanged`` for many ``(code, fingerprint)`` pairs at once, in their order (faster)."""
+        known = self.stored_many([code for code, _ in pairs])
+        return [known.get(code) == fp for code, fp in pairs]
+
+    def stored_many(self, codes: Sequence[str]) -> dict[str, str]:
+        """The recorded fingerprint of each of ``codes`` the state knows (unknown codes are absent)."""
         db = self._conn()
         known: dict[str, str] = {}
         try:
-            for start in range(0, len(pairs), _QUERY_CHUNK):
-                codes = list({code for code, _ in pairs[start : start + _QUERY_CHUNK]})
-                marks = ",".join("?" * len(codes))
+            for start in range(0, len(codes), _QUERY_CHUNK):
+                chunk = list(set(codes[start : start + _QUERY_CHUNK]))
+                marks = ",".join("?" * len(chunk))
                 query = f"SELECT code, fp FROM customers WHERE code IN ({marks})"
-                known.update(db.execute(query, codes).fetchall())
+                known.update(db.execute(query, chunk).fetchall())
         except sqlite3.Error as exc:
             raise ReportError(f"cannot read state {self.path}: {exc}") from exc
-        return [known.get(code) == fp for code, fp in pairs]
+        return known
+
+    def decisions(self) -> dict[str, Decision]:
+        """The decisions recorded by the last run that sent (empty before the first)."""
+        try:
+            rows = self._conn().execute("SELECT name, value, guarded FROM decisions").fetchall()
+        except sqlite3.Error as exc:
+            raise ReportError(f"cannot read state {self.path}: {exc}") from exc
+        return {name: Decision(value, bool(guarded)) for name, value, guarded in rows}
+
+    def record_decisions(self, decisions: Mapping[str, Decision]) -> None:
+        """Replace the recorded decisions with ``decisions``; committed at once."""
+        db = self._conn()
+        try:
+            with db:
+                db.execute("DELETE FROM decisions")
+                db.executemany(
+                    "INSERT INTO decisions (name, value, guarded) VALUES (?, ?, ?)",
+                    ((name, d.value, int(d.guarded)) for name, d in decisions.items()),
+                )
+        except sqlite3.Error as exc:
+            raise ReportError(f"cannot write state {self.path}: {exc}") from exc
 
     def record(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Remember ``(code, fingerprint)`` of customers the API accepted; committed at once."""
@@ -172,6 +256,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     """Open the state database, creating its table; ReportError when it is not our database."""
     db: sqlite3.Connection | None = None
     try:
+        # Created owner-only: the codes it holds may be emails.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         db = sqlite3.connect(path, isolation_level="DEFERRED")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, _SCHEMA_VERSION):
@@ -189,11 +276,19 @@ def _connect(path: Path) -> sqlite3.Connection:
                 "code TEXT PRIMARY KEY, fp TEXT NOT NULL, updated_at INTEGER NOT NULL"
                 ") WITHOUT ROWID"
             )
+            # Added after schema 1 was released; older files gain it, older tools ignore it.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS decisions ("
+                "name TEXT PRIMARY KEY, value TEXT NOT NULL, guarded INTEGER NOT NULL"
+                ") WITHOUT ROWID"
+            )
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
     except sqlite3.Error as exc:
         if db is not None:
             db.close()
         raise ReportError(f"{path} cannot be used as a state file: {exc}") from exc
+    except OSError as exc:
+        raise ReportError(f"{path} cannot be used as a state file: {exc.strerror or exc}") from exc
     except BaseException:
         if db is not None:
             db.close()

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from biteral_cli.cli import app
+from biteral_cli.mapping import personal_kind
 from biteral_cli.sandbox import RunningSandbox
 
 EXPORTS = Path(__file__).resolve().parent.parent / "sample_data" / "exports"
@@ -49,8 +50,12 @@ def test_export_lands_with_the_right_fields(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     sandbox = sandbox_factory()
+    # Without an id column the email is the code only when chosen on purpose (no terminal here).
+    pinned = ["--code-column", "Email"] if name == "shopify_customers_legacy.csv" else []
     result = CliRunner().invoke(
-        app, [str(EXPORTS / name), "--api-url", sandbox.url, "--json"], env={"BITERAL_API_KEY": sandbox.api_key}
+        app,
+        [str(EXPORTS / name), "--api-url", sandbox.url, "--json", *pinned],
+        env={"BITERAL_API_KEY": sandbox.api_key},
     )
     summary = json.loads(result.stdout)
     assert summary["rejected"] == summary["failed"] == 0, summary["errors"]
@@ -65,6 +70,8 @@ def test_export_lands_with_the_right_fields(
     payload = response.json()["payload"]
     assert {key: payload.get(key) for key in expected} == expected
     assert isinstance(payload.get("metadata"), dict) and payload["metadata"]  # unmapped columns kept
+    personal = [key for key in payload["metadata"] if personal_kind(key) is not None]
+    assert personal == [], f"personal data sent as metadata: {personal}"
 
 
 def test_stripe_metadata_columns_become_metadata_keys(

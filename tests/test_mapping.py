@@ -132,15 +132,95 @@ def test_real_export_maps_to_the_right_columns(name: str) -> None:
     assert extracted.fields["code"] == rows[0][EXPECTED[name]["code"]]
 
 
-def test_shopify_names_names_phones_and_totals_go_to_metadata() -> None:
+def test_shopify_totals_go_to_metadata_but_names_emails_phones_stay_home() -> None:
     headers, rows = read_export("shopify_customers.csv")
-    extracted = auto(headers).extract(rows[0])
+    mapping = auto(headers)
+    extracted = mapping.extract(rows[0])
     assert extracted.fields == {"code": "'7283105923251", "city": "Toronto", "state": "ON", "country": "CA"}
-    assert extracted.metadata_extra["First Name"] == "Emma"
-    assert extracted.metadata_extra["Email"] == "emma.wilson@example.com"
-    assert extracted.metadata_extra["Tags"] == "vip, newsletter"
-    assert "Default Address Address2" in extracted.metadata_extra
-    assert "Default Address Company" not in extracted.metadata_extra  # empty cell left out
+    assert extracted.metadata_extra == {
+        "Accepts Email Marketing": "yes",
+        "Accepts SMS Marketing": "no",
+        "Total Spent": "412.80",
+        "Total Orders": "5",
+        "Tax Exempt": "no",
+        "Tags": "vip, newsletter",
+    }
+    assert dict(mapping.personal_left_out) == {
+        "First Name": "name",
+        "Last Name": "name",
+        "Email": "email",
+        "Default Address Address1": "street address",
+        "Default Address Address2": "street address",
+        "Default Address Zip": "postcode",
+        "Default Address Phone": "phone",
+        "Phone": "phone",
+        "Note": "free-text note",
+    }
+    note = next(n for n in mapping.notes if n.startswith("personal data kept home"))
+    assert "'Email' (email)" in note and "--personal-data include" in note
+
+
+def test_personal_data_is_sent_when_asked_for() -> None:
+    headers, rows = read_export("shopify_customers.csv")
+    included = auto(headers, personal_data="include").extract(rows[0]).metadata_extra
+    assert included["First Name"] == "Emma"
+    assert included["Email"] == "emma.wilson@example.com"
+    assert "Default Address Address2" in included
+    assert "Default Address Company" not in included  # empty cell left out
+    named = auto(headers, metadata_columns=("Email", "Tags")).extract(rows[0]).metadata_extra
+    assert named == {"Email": "emma.wilson@example.com", "Tags": "vip, newsletter"}
+
+
+@pytest.mark.parametrize(
+    ("header", "kind"),
+    [
+        ("Nombre", "name"), ("Apellidos", "name"), ("Prénom", "name"), ("Nachname", "name"),
+        ("Cognome", "name"), ("billing_first_name", "name"), ("Shipping Name", "name"),
+        ("Correo electrónico", "email"), ("E-Mail", "email"), ("Courriel", "email"),
+        ("Teléfono", "phone"), ("Handy", "phone"), ("Cellulare", "phone"), ("Mobile Phone", "phone"),
+        ("Dirección", "street address"), ("MailingStreet", "street address"),
+        ("Address Line1", "street address"), ("Straße", "street address"), ("Indirizzo", "street address"),
+        ("Código postal", "postcode"), ("PLZ", "postcode"), ("MailingPostalCode", "postcode"), ("CAP", "postcode"),
+        ("Notas", "free-text note"), ("Observaciones", "free-text note"), ("Bemerkung", "free-text note"),
+        ("IP Address", "IP address"), ("last_ip", "IP address"), ("NIF", "national id"),
+    ],
+)
+def test_personal_data_headers_are_recognised_in_six_languages(header: str, kind: str) -> None:
+    mapping = auto(["Customer ID", header, "Plan"])
+    assert dict(mapping.personal_left_out) == {header: kind}
+    assert mapping.extract({"Customer ID": "C1", header: "x", "Plan": "pro"}).metadata_extra == {"Plan": "pro"}
+
+
+@pytest.mark.parametrize(
+    "header", ["Accepts Email Marketing", "Default Address City", "Company", "Total Spent", "Tags", "Birth year"]
+)
+def test_columns_about_a_customer_but_not_personal_data_still_go_to_metadata(header: str) -> None:
+    mapping = auto(["Customer ID", "Birth year", header] if header != "Birth year" else ["Customer ID", header])
+    assert mapping.personal_left_out == ()
+
+
+@pytest.mark.parametrize("header", ["Fecha de nacimiento", "Date of birth", "Geburtsdatum", "DOB"])
+def test_a_full_birth_date_that_does_not_feed_yearborn_stays_home(header: str) -> None:
+    mapping = auto(["Customer ID", "Birth year", header])
+    assert mapping.field_column("yearBorn") == "Birth year"
+    assert dict(mapping.personal_left_out) == {header: "birth date"}
+
+
+def test_personal_keys_of_json_rows_outside_the_header_stay_home_too() -> None:
+    mapping = auto(["code"])
+    extracted = mapping.extract({"code": "C1", "email": "a@b.c", "phone": "1", "plan": "pro"})
+    assert extracted.metadata_extra == {"plan": "pro"}
+
+
+def test_a_mapping_file_can_ask_for_personal_data(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('[metadata]\npersonal_data = "include"\n', encoding="utf-8")
+    mapping = auto(["Customer ID", "Email"], mapping_file=path)
+    assert mapping.extract({"Customer ID": "C1", "Email": "a@b.c"}).metadata_extra == {"Email": "a@b.c"}
+    written = tmp_path / "w.toml"
+    write_mapping_file(auto(["Customer ID", "Email"]), written)
+    assert tomllib.loads(written.read_text(encoding="utf-8"))["metadata"]["personal_data"] == "exclude"
+    assert auto(["Customer ID", "Email"], mapping_file=written).personal_left_out == (("Email", "email"),)
 
 
 def test_spanish_erp_extracts_raw_values_for_the_normalizer() -> None:
@@ -155,7 +235,7 @@ def test_spanish_erp_extracts_raw_values_for_the_normalizer() -> None:
         "yearBorn": "14/03/1985",
         "gender": "M",
     }
-    assert extracted.metadata_extra["Código postal"] == "28013"
+    assert "Código postal" not in extracted.metadata_extra  # personal data: kept home
     assert extracted.metadata_extra["Saldo"] == "1.234,56"
 
 
@@ -280,7 +360,9 @@ def test_exact_field_names_say_exact() -> None:
     ],
 )
 def test_look_alike_columns_are_not_mapped(header: str) -> None:
-    assert target(auto(["id", header]), header).target == f"metadata.{header}"
+    # Postcodes are not mapped to a field, and as personal data they stay out of metadata too.
+    expected = "ignored" if header in ("Código postal", "Postal Code") else f"metadata.{header}"
+    assert target(auto(["id", header]), header).target == expected
 
 
 def test_billing_beats_shipping_whatever_the_order_and_the_note_says_why() -> None:
@@ -327,12 +409,14 @@ def test_the_leftmost_of_equal_columns_wins() -> None:
 def test_code_from_email_only_when_there_is_no_id_with_a_note() -> None:
     with_id = auto(["Email", "Customer ID"])
     assert with_id.field_column("code") == "Customer ID"
-    assert target(with_id, "Email").target == "metadata.Email"
-    assert not any("email" in n.lower() for n in with_id.notes)
+    assert target(with_id, "Email").how == "personal data (email): kept out of metadata"
+    assert not any("no id column" in n for n in with_id.notes)
+    assert not with_id.code_from_email
     without = auto(["Name", "Email"])
     assert without.field_column("code") == "Email"
     assert target(without, "Email").how == "email (no id column)"
     assert any("no id column" in n and "'Email'" in n for n in without.notes)
+    assert without.code_from_email
 
 
 def test_plain_email_beats_billing_email_for_the_code() -> None:
@@ -715,7 +799,8 @@ def test_mapping_table_shows_columns_fields_how_and_samples() -> None:
         "shipping_city",
         "lost to 'billing_city'",
         "Madrid | Barcelona",
-        "metadata.first_name",
+        "metadata.total_spent",
+        "personal data (name): kept out of metadata",
         "(none)",
         "gender",
     ):

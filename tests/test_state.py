@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sqlite3
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -12,7 +15,11 @@ import pytest
 
 from biteral_cli.errors import LockedError, ReportError, UsageError
 from biteral_cli.state import (
+    NO_COLUMN,
+    Decision,
     SyncState,
+    changes_table,
+    compare_decisions,
     fingerprint,
     parse_shard,
     payload_fingerprint,
@@ -130,3 +137,78 @@ def test_parse_shard(text: str, expected: tuple[int, int]) -> None:
 def test_parse_shard_rejects_bad_values_naming_the_option(text: str) -> None:
     with pytest.raises(UsageError, match="--shard"):
         parse_shard(text)
+
+
+def test_decisions_are_recorded_next_to_the_fingerprints(tmp_path: Path) -> None:
+    path = tmp_path / "sync.sqlite"
+    with SyncState.open(path) as state:
+        assert state.decisions() == {}
+        state.record([("C1", fingerprint(b"one"))])
+        state.record_decisions({"column for code": Decision("Customer ID"), "format": Decision("csv", False)})
+    with SyncState.open(path) as state:
+        assert state.decisions() == {"column for code": Decision("Customer ID"), "format": Decision("csv", False)}
+        assert state.unchanged("C1", fingerprint(b"one"))  # the fingerprints are untouched
+        state.record_decisions({"column for code": Decision("Id")})
+        assert state.decisions() == {"column for code": Decision("Id")}
+
+
+def test_a_state_file_of_the_first_schema_gains_the_decisions_table(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # as the first release wrote it
+        db.execute("CREATE TABLE customers (code TEXT PRIMARY KEY, fp TEXT NOT NULL, updated_at INTEGER NOT NULL)")
+        db.execute("INSERT INTO customers VALUES ('C1', 'abc', 0)")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    with SyncState.open(path) as state:
+        assert state.unchanged("C1", "abc")
+        assert state.decisions() == {}
+        state.record_decisions({"column for code": Decision("code")})
+
+
+def test_a_state_file_is_created_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with SyncState.open(tmp_path / "sync.sqlite") as state:
+            state.record([("ana@example.com", "fp")])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "sync.sqlite").stat().st_mode) == 0o600
+
+
+def test_stored_many_gives_the_recorded_fingerprint_of_known_codes_only(tmp_path: Path) -> None:
+    with SyncState.open(tmp_path / "sync.sqlite") as state:
+        state.record([(f"C{i}", f"fp{i}") for i in range(1_000)])
+        assert state.stored_many(["C1", "C999", "nope", "C1"]) == {"C1": "fp1", "C999": "fp999"}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        ({"column for code": "Customer ID"}, {"column for code": "Email"}, [("column for code", True)]),
+        ({"column for city": "City"}, {"column for city": NO_COLUMN}, [("column for city", True)]),
+        ({"column for city": NO_COLUMN}, {"column for city": "City"}, [("column for city", False)]),
+        ({"gender 'M' means": "female (2)"}, {"gender 'M' means": "male (1)"}, [("gender 'M' means", True)]),
+        (
+            {"column for gender": "G", "values of gender": '{"M": 2}'},
+            {"column for gender": "G"},
+            [("values of gender", True)],
+        ),
+        ({}, {"column for code": "Customer ID"}, []),  # first recorded: nothing to compare
+        # Two inputs last time, one now: the other file's decisions are not this file's.
+        ({"input 1: column for code": "Id", "input 2: column for code": "Id"}, {"column for code": "Id"}, []),
+        ({"column for code": "Customer ID"}, {"column for code": "Customer ID"}, []),
+    ],
+)
+def test_compare_decisions_refuses_drift_but_not_new_data(
+    before: dict[str, str], after: dict[str, str], expected: list[tuple[str, bool]]
+) -> None:
+    changes = compare_decisions({k: Decision(v) for k, v in before.items()}, {k: Decision(v) for k, v in after.items()})
+    assert [(c.name, c.refused) for c in changes] == expected
+
+
+def test_unguarded_decisions_are_reported_not_refused() -> None:
+    changes = compare_decisions({"encoding": Decision("utf-8", False)}, {"encoding": Decision("cp1252", False)})
+    assert [(c.name, c.before, c.after, c.refused) for c in changes] == [("encoding", "utf-8", "cp1252", False)]
+    table = changes_table(changes).splitlines()
+    assert table[0].split() == ["decision", "last", "run", "this", "run"]
+    assert table[1].split() == ["encoding", "utf-8", "cp1252"]
