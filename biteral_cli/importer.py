@@ -266,6 +266,8 @@ class Run:
             if owner != k - 1:
                 self.tally.add(row.source, "skipped")
                 return None
+        if row.warnings:  # what the reader noticed (a number Excel cut to 15 digits) is a warning too
+            prepared.warnings[:0] = [Issue(column, message) for column, message in row.warnings]
         for warning in prepared.warnings:
             self.tally.warn(row.source, reason_key(warning.field, warning.message))
             if self.warnings is not None:

@@ -4,8 +4,11 @@ Formula neutralisation: every cell of every CSV this module writes that starts w
 ``-``, ``@``, a tab or a carriage return gets a leading apostrophe (OWASP "CSV injection" advice).
 This includes harmless values such as ``-5`` or ``+34 600 000 000``: telling a harmless number
 from a crafted ``-2+3+cmd|...`` is exactly where such filters fail, and a spreadsheet shows the
-apostrophe-prefixed value as the original text. JSONL reports are written as-is (not a spreadsheet
-format).
+apostrophe-prefixed value as the original text. A cell that already starts with an apostrophe gets
+one more, so the guard is an escape that can be undone exactly: ``unguard`` (applied by the reader
+to every cell and header of a failure report fed back in) removes one leading apostrophe, giving
+back ``-Madrid`` for ``'-Madrid`` and ``'quoted`` for ``''quoted``. JSONL reports are written as-is
+(not a spreadsheet format).
 """
 
 from __future__ import annotations
@@ -36,15 +39,23 @@ ReportFormat = Literal["csv", "jsonl"]
 #: failure report fed back in) is dropped, so re-running on a report never duplicates them.
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What gets the guard: formula starts, and the guard character itself (so it can be undone).
+_GUARDED_STARTS = (*_FORMULA_STARTS, "'")
 #: Below this much free space a report path is refused up front: the run would die mid-way.
 _MIN_FREE_BYTES = 1 << 20
 
 
 def neutralize(value: str) -> str:
-    """Return ``value`` with an apostrophe in front when a spreadsheet would run it as a formula."""
-    if value and value.startswith(_FORMULA_STARTS):
+    """Return ``value`` with an apostrophe in front when a spreadsheet would run it as a formula
+    or when it starts with an apostrophe already (so that ``unguard`` restores it exactly)."""
+    if value and value.startswith(_GUARDED_STARTS):
         return "'" + value
     return value
+
+
+def unguard(value: str) -> str:
+    """Undo ``neutralize``: drop the one leading apostrophe a report put in front of a cell."""
+    return value[1:] if value.startswith("'") else value
 
 
 def check_writable(path: Path, *, min_free_bytes: int = _MIN_FREE_BYTES) -> None:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -396,3 +396,106 @@ def test_summary_line() -> None:
     assert summary_line(make_summary(aborted="API unavailable", exit_code=3)).endswith(
         "(exit 3, aborted: API unavailable)"
     )
+
+
+# --- issue 12 §3: the failure report's round trip gives back the same payload -------------------
+
+ROUND_TRIP_HEADERS = ["code", "country", "city", "Phone", "Notes"]
+
+
+def _write_input(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(ROUND_TRIP_HEADERS)
+        writer.writerows(rows)
+
+
+def _dry_run(in_dir: Path, source: Path, name: str) -> tuple[list[dict[str, object]], list[str]]:
+    """Payloads a dry run of ``source`` would send, and the errors of the rows it rejects."""
+    from typer.testing import CliRunner
+
+    from biteral_cli.cli import app
+
+    payloads = in_dir / f"{name}.payloads.jsonl"
+    failures = in_dir / f"{name}.failures.jsonl"
+    result = CliRunner().invoke(
+        app, [str(source), "--dry-run", "--output", str(payloads), "--failures", str(failures), "--quiet"]
+    )
+    assert result.exit_code in (0, 1), result.output
+    sent = [json.loads(line) for line in payloads.read_text(encoding="utf-8").splitlines()]
+    rejected = (
+        [json.loads(line)["_error"] for line in failures.read_text(encoding="utf-8").splitlines()]
+        if failures.exists()
+        else []
+    )
+    return sent, rejected
+
+
+def _report_of(source: Path, report_path: Path) -> None:
+    """Write every row of ``source`` to a CSV failure report, as a run whose rows all failed would."""
+    from biteral_cli.reader import ReadOptions, open_source
+
+    with open_source(str(source), ReadOptions()) as opened, RowReport(
+        report_path, columns=opened.headers
+    ) as report:
+        for row in opened.rows():
+            report.add(row, stage="api", field="", error="gave up after 6 attempts: API answered 503")
+
+
+_PREFIXES = st.sampled_from(["", "", "'", "''", "=", "+", "-", "@", "'-", "'+", "'0", "\t", "-'"])
+_TEXT = st.text(alphabet="abcñé0123456789 +-=@'.,;", max_size=10)
+_CELL = st.builds(lambda prefix, text: prefix + text, _PREFIXES, _TEXT)
+
+
+@given(rows=st.lists(st.lists(_CELL, min_size=5, max_size=5), min_size=1, max_size=4))
+@settings(max_examples=40, deadline=None)
+def test_any_row_through_a_failure_report_and_back_gives_the_same_payload(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]]
+) -> None:
+    assume(any(any(row) for row in rows))  # a file of empty lines has no row to report
+    in_dir = tmp_path_factory.mktemp("round")
+    original = in_dir / "customers.csv"
+    _write_input(original, rows)
+    report = in_dir / "customers.failures.csv"
+    _report_of(original, report)
+    assert _dry_run(in_dir, report, "again") == _dry_run(in_dir, original, "first")
+
+
+def test_guarded_cells_of_every_column_come_back_without_the_guard(in_tmp: Path) -> None:
+    # The cells the issue names: a city, a metadata number and a phone, all formula-like.
+    original = in_tmp / "customers.csv"
+    _write_input(original, [["-C1", "ES", "-Madrid", "+34600000000", "-25.50"]])
+    report = in_tmp / "customers.failures.csv"
+    _report_of(original, report)
+    assert "'-Madrid" in report.read_text(encoding="utf-8-sig")  # the guard is in the report
+    sent, _ = _dry_run(in_tmp, report, "again")
+    assert sent == [
+        {"code": "-C1", "country": "ES", "city": "-Madrid", "metadata": {"Phone": "+34600000000", "Notes": "-25.50"}}
+    ]
+
+
+def test_a_real_leading_apostrophe_survives_the_round_trip(in_tmp: Path) -> None:
+    original = in_tmp / "customers.csv"
+    _write_input(original, [["C1", "ES", "'t Hoff", "", "'quoted'"]])
+    report = in_tmp / "customers.failures.csv"
+    _report_of(original, report)
+    assert "''t Hoff" in report.read_text(encoding="utf-8-sig")  # doubled: the guard is an escape
+    sent, _ = _dry_run(in_tmp, report, "again")
+    assert sent[0]["city"] == "'t Hoff"
+    assert sent[0]["metadata"] == {"Notes": "'quoted'"}
+
+
+def test_a_guarded_header_comes_back_as_written(in_tmp: Path) -> None:
+    original = in_tmp / "customers.csv"
+    original.write_text("code,-score\nC1,5\n", encoding="utf-8")
+    report = in_tmp / "customers.failures.csv"
+    _report_of(original, report)
+    sent, _ = _dry_run(in_tmp, report, "again")
+    assert sent == [{"code": "C1", "metadata": {"-score": "5"}}]
+
+
+@pytest.mark.parametrize("value", ["-5", "'x", "''", "'", "=A1", "plain"])
+def test_unguard_undoes_neutralize(value: str) -> None:
+    from biteral_cli.report import unguard
+
+    assert unguard(neutralize(value)) == value
