@@ -7,6 +7,8 @@ environment variable ``BITERAL_<OPTION>`` or a ``biteral-import.toml``; the comm
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 import tomllib
@@ -334,7 +336,9 @@ def import_command(
             help="Failure report path (default: <input>.failures.csv, written only if needed).",
         ),
     ] = None,
-    failures_format: Annotated[str, _opt("--failures-format", help="csv or jsonl.")] = "csv",
+    failures_format: Annotated[
+        str | None, _opt("--failures-format", help="csv or jsonl (default: each report's extension, else csv).")
+    ] = None,
     warnings: Annotated[
         Path | None,
         _opt("--warnings", help="Write rows sent with warnings to this file."),
@@ -458,8 +462,21 @@ def import_command(
             return
         summary = run_import(settings, stdin=sys.stdin.buffer if "-" in files else None)
     except BiteralImportError as exc:
+        _error_summary(exc, summary_json, json_out)
         raise _fail(exc) from None
     raise typer.Exit(summary.exit_code)
+
+
+def _error_summary(exc: BiteralImportError, path: Path | None, json_out: bool) -> None:
+    """Write the summary JSON of a run that ended before counting rows, so a script always has one."""
+    from .report import Summary, write_summary_json
+
+    summary = Summary.for_error(str(exc), exc.exit_code)
+    if json_out:
+        Console().print_json(json.dumps(summary.to_json()))
+    if path is not None:
+        with contextlib.suppress(BiteralImportError):  # an unwritable path is the error being shown
+            write_summary_json(summary, path)
 
 
 def _check(settings: ImportSettings) -> None:

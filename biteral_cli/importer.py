@@ -50,6 +50,8 @@ from .report import (
     Summary,
     Tally,
     check_writable,
+    report_format,
+    retire_old_report,
     summary_line,
     summary_table,
     write_summary_json,
@@ -74,6 +76,9 @@ def _encode(payload: dict[str, object]) -> bytes:
     except orjson.JSONEncodeError:
         return _json_encode(payload).encode()
 
+
+#: The run's clock for its duration (a test replaces it; asyncio keeps the real one).
+_clock = time.monotonic
 
 #: Rows looked up in the sync state at once (one SQL query each).
 STATE_CHUNK = 100
@@ -139,6 +144,8 @@ class Run:
         self.shown_codes: list[str] = []
         self.processed = 0
         self.bad = 0
+        self.resumed = 0
+        self.notes_shown: dict[str, int] = {}
 
     # -- outcomes -------------------------------------------------------------------------------
     def _count_bad(self) -> None:
@@ -257,6 +264,7 @@ class Run:
         self.processed += 1
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
             self.tally.add(row.source, "accepted")
+            self.resumed += 1
             return None
         prepared: Prepared = normalizer.prepare(row, mapping.extract(row.cells) if row.error is None else _EMPTY)
         if settings.shard is not None:
@@ -441,6 +449,7 @@ def run_import(
             # that lost to another) is worth a line before anything is sent.
             for note in [n for source, mapping in sources for n in (*source.notes, *mapping.notes)]:
                 console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
+        run.notes_shown = {source.name: len(source.notes) for source, _ in sources}
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
@@ -493,10 +502,15 @@ def _run(
 ) -> Summary:
     settings = run.settings
     columns = list(dict.fromkeys(h for source, _ in sources for h in source.headers))
-    run.failures = RowReport(run.failures_path, fmt=settings.failures_format, columns=columns)
+    old_reports: dict[str, str] = {}
+    for path in (run.failures_path, settings.warnings):
+        if path is not None and (old := retire_old_report(path)) is not None:
+            old_reports[str(path)] = str(old)
+    fmt = settings.failures_format
+    run.failures = RowReport(run.failures_path, fmt=report_format(run.failures_path, fmt), columns=columns)
     stack.callback(run.failures.close)
     if settings.warnings is not None:
-        run.warnings = RowReport(settings.warnings, fmt=settings.failures_format, columns=columns)
+        run.warnings = RowReport(settings.warnings, fmt=report_format(settings.warnings, fmt), columns=columns)
         stack.callback(run.warnings.close)
     if settings.output is not None:
         run.output = stack.enter_context(open(settings.output, "wb"))  # noqa: SIM115 - closed by the stack
@@ -515,7 +529,7 @@ def _run(
         enabled=not (settings.quiet or settings.json),
         total=Progress.estimate_rows([s for s, _ in sources]),
     )
-    started = time.monotonic()
+    started = _clock()
 
     async def main() -> None:
         installed = _install_signal_handlers(run)
@@ -529,7 +543,7 @@ def _run(
         asyncio.run(main())
     finally:
         run.progress.finish()
-    duration = time.monotonic() - started
+    duration = _clock() - started
     exit_code = _exit_code(run)
     if run.checkpoint is not None:
         # Kept while any row failed, so that --resume retries exactly those.
@@ -547,12 +561,32 @@ def _run(
         dry_run=settings.dry_run,
         failures_path=str(run.failures.path) if run.failures.rows_written else None,
         warnings_path=str(run.warnings.path) if run.warnings is not None and run.warnings.rows_written else None,
+        error=str(run.error or run.stop_reason) if exit_code not in (EXIT_OK, EXIT_SOME_FAILED) else None,
+        resumed=run.resumed,
+        file_info={source.name: _file_info(source) for source, _ in sources},
+        old_reports=old_reports,
     )
     summary.check()
+    if not (settings.quiet or settings.json):
+        # Notes found while reading (a column of spreadsheet text markers) come after the rows.
+        for source, _ in sources:
+            for note in source.notes[run.notes_shown.get(source.name, 0) :]:
+                run.console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if settings.summary_json is not None:
         write_summary_json(summary, settings.summary_json)
     _print_summary(run, summary)
     return summary
+
+
+def _file_info(source: Source) -> dict[str, Any]:
+    """How one input was read, for the summary JSON's ``files.<name>``."""
+    return {
+        "format": source.format,
+        "encoding": source.encoding,
+        "delimiter": source.delimiter,
+        "sheet": source.sheet,
+        "notes": list(source.notes),
+    }
 
 
 def _print_summary(run: Run, summary: Summary) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
@@ -44,6 +45,10 @@ STABLE_KEYS = {
     "dry_run",
     "failures_path",
     "warnings_path",
+    "warning_reasons",
+    "error",
+    "resumed",
+    "old_reports",
 }
 
 
@@ -499,3 +504,118 @@ def test_unguard_undoes_neutralize(value: str) -> None:
     from biteral_cli.report import unguard
 
     assert unguard(neutralize(value)) == value
+
+
+# --- issue 12 §4 and §5: reports and summaries a script can rely on ------------------------------
+
+
+def _cli(*args: str, input: bytes | None = None) -> Any:
+    from typer.testing import CliRunner
+
+    from biteral_cli.cli import app
+
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def test_a_report_left_by_an_earlier_run_is_moved_to_old_and_the_summary_says_so(in_tmp: Path) -> None:
+    Path("customers.csv").write_text("code,country\nC1,ES\n", encoding="utf-8")
+    Path("customers.failures.csv").write_text("code,_error\nX,yesterday\n", encoding="utf-8")
+    Path("w.csv").write_text("code,_error\nY,yesterday\n", encoding="utf-8")
+    result = _cli("customers.csv", "--dry-run", "--warnings", "w.csv", "--summary-json", "s.json")
+    assert result.exit_code == 0, result.output
+    assert not Path("customers.failures.csv").exists() and not Path("w.csv").exists()  # a clean run: no report
+    assert "yesterday" in Path("customers.failures.csv.old").read_text(encoding="utf-8")
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["old_reports"] == {"customers.failures.csv": "customers.failures.csv.old", "w.csv": "w.csv.old"}
+    assert "customers.failures.csv.old" in result.output
+
+
+def test_report_formats_follow_their_extension_unless_the_format_is_given(in_tmp: Path) -> None:
+    Path("in.csv").write_text("code,country\nC1,Spian\n,ES\n", encoding="utf-8")  # one warning, one rejected
+    result = _cli("in.csv", "--dry-run", "--failures", "x.jsonl", "--warnings", "y.csv")
+    assert result.exit_code == 1, result.output
+    assert json.loads(Path("x.jsonl").read_text(encoding="utf-8"))["_stage"] == "validate"
+    assert read_csv(Path("y.csv"))[0]["country"] == "Spian"
+    result = _cli("in.csv", "--dry-run", "--failures", "x.jsonl", "--warnings", "y.csv", "--failures-format", "csv")
+    assert read_csv(Path("x.jsonl"))[0]["_field"] == "code"  # told: CSV whatever the name
+    result = _cli("in.csv", "--dry-run", "--failures", "x.txt", "--warnings", "y.jsonl", "--failures-format", "jsonl")
+    assert json.loads(Path("y.jsonl").read_text(encoding="utf-8"))["country"] == "Spian"
+    assert json.loads(Path("x.txt").read_text(encoding="utf-8"))["_field"] == "code"
+
+
+def test_summary_json_is_written_when_the_run_ends_with_exit_2(in_tmp: Path) -> None:
+    result = _cli("missing.csv", "--dry-run", "--summary-json", "s.json")
+    assert result.exit_code == 2
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 2 and summary["rows"] == 0
+    assert "missing.csv: no such file" in summary["error"] and summary["aborted"] == summary["error"]
+    result = _cli("missing.csv", "--dry-run", "--json")
+    assert json.loads(result.stdout)["exit_code"] == 2
+
+
+def test_summary_json_is_written_when_the_key_is_refused_with_exit_3(in_tmp: Path, sandbox: Any) -> None:
+    import os
+
+    Path("c.csv").write_text("code\nC1\n", encoding="utf-8")
+    os.environ["BITERAL_API_KEY"] = "not-the-key"
+    try:
+        result = _cli("c.csv", "--api-url", sandbox.url, "--summary-json", "s.json")
+    finally:
+        del os.environ["BITERAL_API_KEY"]
+    assert result.exit_code == 3, result.output
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 3 and summary["error"] and summary["aborted"]
+
+
+def test_records_per_second_counts_only_rows_processed_in_this_run(
+    in_tmp: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biteral_cli import importer
+
+    long_code = "x" * 300  # rejected before sending: with --max-errors 0 it stops the first run
+    lines = [f"R{i:03d},ES" for i in range(1, 41)]
+    lines[29] = f"{long_code},ES"
+    Path("c.csv").write_text("code,country\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setenv("BITERAL_API_KEY", sandbox.api_key)
+    base = ("c.csv", "--api-url", sandbox.url, "--batch-size", "5", "--concurrency", "1")
+    first = _cli(*base, "--max-errors", "0")
+    assert first.exit_code == 3, first.output
+    ticks = iter([100.0, 102.0])  # the resumed run lasts exactly 2 s on the injected clock
+    monkeypatch.setattr(importer, "_clock", lambda: next(ticks))
+    second = _cli(*base, "--resume", "--summary-json", "s.json")
+    assert second.exit_code == 1, second.output
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["rows"] == 40 and summary["resumed"] > 0
+    assert summary["records_per_second"] == (40 - summary["resumed"]) / 2
+
+
+def test_summary_table_shows_top_warning_reasons_and_where_to_read_them_all() -> None:
+    tally = Tally()
+    tally.add("a.csv", "accepted")
+    tally.warn("a.csv", "country: not a known country", 3)
+    tally.warn("a.csv", "gender: M is ambiguous", 1)
+    common = {"batches": 1, "retries": 0, "duration_s": 1.0, "aborted": None, "exit_code": 0}
+    text = render(summary_table(Summary.from_tally(tally, **common)))  # type: ignore[arg-type]
+    assert "top warning reasons" in text and "country: not a known country" in text
+    assert "--warnings PATH" in text
+    text = render(summary_table(Summary.from_tally(tally, warnings_path="w.csv", **common)))  # type: ignore[arg-type]
+    assert "every row: w.csv" in text
+
+
+def test_summary_json_names_how_each_file_was_read_and_never_sends_mojibake(in_tmp: Path) -> None:
+    data = "code;country;city\nA1;España;Málaga\n".encode("cp1252") + "A2;España;Málaga\n".encode()
+    Path("mixed.csv").write_bytes(data)
+    result = _cli("mixed.csv", "--dry-run", "--output", "out.jsonl", "--summary-json", "s.json")
+    assert result.exit_code == 0, result.output
+    sent = Path("out.jsonl").read_text(encoding="utf-8")
+    assert "Ã" not in sent and sent.count('"city":"Málaga"') == 2
+    info = json.loads(Path("s.json").read_text(encoding="utf-8"))["files"]["mixed.csv"]
+    assert (info["format"], info["encoding"], info["delimiter"], info["sheet"]) == ("csv", "utf-8+cp1252", ";", None)
+    assert "mixed.csv: read as csv, encoding utf-8+cp1252, delimiter ';'" in result.output
+
+
+def test_rows_from_stdin_show_stdin_as_their_source(in_tmp: Path) -> None:
+    result = _cli("-", "--dry-run", "--format", "csv", "--summary-json", "s.json", input=b"code,country\n,ES\n")
+    assert result.exit_code == 1, result.output
+    assert read_csv(Path("stdin.failures.csv"))[0]["_source"] == "<stdin>"
+    assert list(json.loads(Path("s.json").read_text(encoding="utf-8"))["files"]) == ["<stdin>"]
