@@ -367,19 +367,8 @@ class Summary:
     @classmethod
     def for_error(cls, message: str, exit_code: int) -> Summary:
         """The summary of a run that ended before any row was counted (bad options or input, key refused)."""
-        return cls(
-            rows=0,
-            accepted=0,
-            rejected=0,
-            failed=0,
-            skipped=0,
-            warnings=0,
-            batches=0,
-            retries=0,
-            duration_s=0.0,
-            aborted=message,
-            exit_code=exit_code,
-            error=message,
+        return cls.from_tally(
+            Tally(), batches=0, retries=0, duration_s=0.0, aborted=message, exit_code=exit_code, error=message
         )
 
     @property
