@@ -60,8 +60,20 @@ def load_config(args: list[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: unknown option(s): {', '.join(unknown)}")
     if "map" in options and isinstance(options["map"], dict):
         options["map"] = [f"{k}={v}" for k, v in options["map"].items()]
+    _check_config_values(path, options, commands["import"])
     map_params = {p.name for p in commands["map"].params}
     return {"import": options, "map": {k: v for k, v in options.items() if k in map_params}}
+
+
+def _check_config_values(path: Path, options: dict[str, Any], command: Any) -> None:
+    """Raise ConfigError naming the file when a value in it has the wrong type (not the env var click would blame)."""
+    ctx = Context(command)
+    params = {p.name: p for p in command.params}
+    for key, value in options.items():
+        try:
+            params[key].process_value(ctx, value)
+        except ClickException as exc:
+            raise ConfigError(f"{path}: {key.replace('_', '-')} = {value!r}: {exc.message}") from None
 
 
 class DefaultImportGroup(TyperGroup):
@@ -495,14 +507,14 @@ def _setup_logging(verbose: bool) -> None:
     """With --verbose, log the tool's own DEBUG lines (requests, retries) to stderr; never headers."""
     import logging
 
-    from rich.logging import RichHandler
+    from .progress import verbose_handler
 
     logger = logging.getLogger("biteral_cli")
     for handler in [h for h in logger.handlers if getattr(h, "_biteral_verbose", False)]:
         logger.removeHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.NOTSET)
     if verbose:
-        handler = RichHandler(console=Console(stderr=True), show_path=False)
+        handler = verbose_handler()
         handler._biteral_verbose = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
 

@@ -38,6 +38,7 @@ from .errors import (
     EXIT_USAGE,
     AbortError,
     BiteralImportError,
+    InputError,
     TooManyErrorsError,
 )
 from .mapping import Mapping, MappingOptions, build_mapping
@@ -347,7 +348,12 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
     try:
         for name in settings.inputs:
             source = open_source(name, options, stdin=stdin)
-            opened.append((source, build_mapping(source.headers, mapping_options)))
+            try:
+                mapping = build_mapping(source.headers, mapping_options)
+            except InputError as exc:
+                source.close()  # no column is usable: say where the right ones may be
+                raise InputError(f"{exc}{source.hint()}") from exc
+            opened.append((source, mapping))
     except BaseException:
         for source, _ in opened:
             source.close()

@@ -171,6 +171,14 @@ class Source:
         self._closers = closers
         self._started = False
 
+    def hint(self) -> str:
+        """What to try when no column of this input is usable (another sheet or delimiter), or ""."""
+        if self.sheet is not None:
+            return _other_sheets(self.sheets, self.sheets.index(self.sheet))
+        if self.delimiter is not None and len(self.headers) == 1:
+            return _delimiter_hint(self.headers[0])
+        return ""
+
     def rows(self) -> Iterator[SourceRow]:
         """Yield every record once, lazily, in file order; raise InputError if the file breaks."""
         if self._started:
@@ -398,6 +406,8 @@ def _open_text(
         delimiter = options.delimiter or ("\t" if fmt == "tsv" else sniff_delimiter(sample, complete=at_eof))
         headers, rows = _read_csv(path, display, text, delimiter, failure, notes, undecodable)
         notes.append(_read_as(display, fmt, encoding, delimiter))
+        if len(headers) == 1 and (hint := _delimiter_hint(headers[0])):
+            notes.append(f"{display}{hint}")
         return Source(
             name=path,
             format=fmt,
@@ -1072,6 +1082,14 @@ def _open_excel(
         sheet=sheet_name,
         sheets=sheet_names,
     )
+
+
+def _delimiter_hint(header: str) -> str:
+    """The hint for a one-column header that holds a likely delimiter (; : |), or ""."""
+    found = next((char for char in (";", ":", "|") if char in header), None)
+    if found is None:
+        return ""
+    return f"; the header is one column holding {found!r}: if that separates the columns, pass --delimiter '{found}'"
 
 
 def _other_sheets(names: list[str], index: int) -> str:

@@ -802,3 +802,31 @@ def test_text_markers_in_a_workbook_are_removed_too(tmp_path: Path) -> None:
     path = make_xlsx(tmp_path / "book.xlsx", [["Customer ID", "Phone"], ["C1", "'+34600000000"]])
     _, rows = read(path)
     assert cells(rows) == [{"Customer ID": "C1", "Phone": "+34600000000"}]
+
+
+# --- issue 12 §6: Excel numbers, empty first sheets, one-column headers ------------------------------
+
+
+def test_excel_integers_are_never_in_scientific_notation_and_long_ones_warn_naming_the_cell(tmp_path: Path) -> None:
+    path = make_xlsx(
+        tmp_path / "ids.xlsx", [["Customer ID", "Account"], ["C1", 12345678901234567890], ["C2", 123456789012345]]
+    )
+    _, rows = read(path)
+    assert rows[0].cells["Account"] == "12345678901234600000"  # Excel shows 15 digits, never 1.2345678901234567e+19
+    assert rows[1].cells["Account"] == "123456789012345"
+    assert rows[0].warnings is not None
+    column, message = rows[0].warnings[0]
+    assert column == "Account" and "cell 'B2'" in message and "more than 15 digits" in message
+    assert rows[1].warnings is None  # 15 digits fit
+
+
+def test_an_empty_first_sheet_names_the_other_sheets(tmp_path: Path) -> None:
+    path = make_xlsx(tmp_path / "b.xlsx", [], title="Cover", extra_sheet="Customers")
+    with pytest.raises(InputError, match=r"sheet 'Cover' is empty; the workbook's other sheets: 'Customers' \(choose"):
+        read(path)
+
+
+def test_a_one_column_header_holding_a_delimiter_suggests_it(tmp_path: Path) -> None:
+    source, _ = read(write(tmp_path, "p.csv", "code|country\nC1|ES\n"), delimiter=",")
+    assert any("pass --delimiter '|'" in note for note in source.notes)
+    assert "pass --delimiter '|'" in source.hint()

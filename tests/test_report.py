@@ -619,3 +619,80 @@ def test_rows_from_stdin_show_stdin_as_their_source(in_tmp: Path) -> None:
     assert result.exit_code == 1, result.output
     assert read_csv(Path("stdin.failures.csv"))[0]["_source"] == "<stdin>"
     assert list(json.loads(Path("s.json").read_text(encoding="utf-8"))["files"]) == ["<stdin>"]
+
+
+# --- issue 12 §6: progress bar, --verbose lines, NO_COLOR, Excel warnings ------------------------
+
+
+def _bar_lines(no_color: bool, monkeypatch: pytest.MonkeyPatch) -> str:
+    import io
+
+    from biteral_cli.progress import Progress
+    from biteral_cli.report import FileCounts
+
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, force_terminal=True, color_system="truecolor")
+    progress = Progress.start(console, enabled=True, total=4_000_000)
+    assert progress.mode == "bar"  # NO_COLOR leaves the bar on a terminal, uncoloured
+    tally = Tally()
+    tally.files["big.csv"] = FileCounts(rows=3_000_000, accepted=1_000_000, rejected=1_000_000, failed=1_000_000)
+    progress.update(tally, 1_234_567, sent=9_999_999)
+    progress.finish()
+    return buffer.getvalue()
+
+
+def test_the_progress_bar_fits_80_columns_with_million_row_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _bar_lines(False, monkeypatch))
+    lines = [line for line in shown.replace("\r", "\n").split("\n") if line.strip()]
+    assert lines and all(len(line) <= 80 for line in lines), lines
+    assert "…" not in lines[-1]  # nothing cut off to make it fit
+    assert "ok 1000000 rej 1000000 fail 1000000 retry 1234567" in lines[-1]
+
+
+def test_no_color_turns_off_colours_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    colour = re.compile(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7])[;m]")
+    assert colour.search(_bar_lines(False, monkeypatch)) is not None
+    assert colour.search(_bar_lines(True, monkeypatch)) is None
+
+
+def test_verbose_lines_carry_iso_timestamps_and_are_not_wrapped(in_tmp: Path, sandbox: Any) -> None:
+    import re
+
+    Path("c.csv").write_text("code,city\n" + "".join(f"C{i},{'Valladolid ' * 12}\n" for i in range(3)), "utf-8")
+    import os
+
+    os.environ["BITERAL_API_KEY"] = sandbox.api_key
+    try:
+        result = _cli("c.csv", "--api-url", sandbox.url, "-v", "--batch-size", "1")
+    finally:
+        del os.environ["BITERAL_API_KEY"]
+    assert result.exit_code == 0, result.output
+    logged = [line for line in result.stderr.splitlines() if " DEBUG " in line]
+    assert len(logged) >= 4  # GET /status and one POST per customer
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d DEBUG ")
+    assert all(iso.match(line) for line in logged), logged
+    assert any("POST /customers -> 200" in line for line in logged)
+
+
+def test_a_long_excel_number_is_a_warning_in_the_summary_and_the_warning_report(in_tmp: Path) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Customer ID", "Account"])
+    workbook.active.append(["C1", 12345678901234567890])
+    workbook.save("ids.xlsx")
+    result = _cli("ids.xlsx", "--dry-run", "--warnings", "w.csv", "--output", "out.jsonl", "--summary-json", "s.json")
+    assert result.exit_code == 0, result.output
+    assert "e+19" not in Path("out.jsonl").read_text(encoding="utf-8")
+    warned = read_csv(Path("w.csv"))
+    assert warned[0]["_field"] == "Account" and "cell 'B2'" in warned[0]["_error"]
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["warnings"] == 1 and summary["files"]["ids.xlsx"]["sheet"] == "Sheet"
