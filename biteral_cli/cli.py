@@ -22,7 +22,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import BiteralImportError, ConfigError, UsageError
+from .errors import BiteralImportError, ConfigError, InputError, UsageError
 from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors
 from .uploader import RateLimit, Secret
 
@@ -30,14 +30,19 @@ CONFIG_NAME = "biteral-import.toml"
 COMMANDS = ("import", "map", "sandbox")
 
 
+def _arg_value(args: list[str], flag: str) -> Path | None:
+    """The value given to ``flag`` on the command line (``--flag V`` or ``--flag=V``), if any."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith(flag + "="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
 def load_config(args: list[str]) -> dict[str, Any]:
     """Read ``--config PATH`` (or ./biteral-import.toml) into click's default_map for the commands."""
-    path: Path | None = None
-    for i, arg in enumerate(args):
-        if arg == "--config" and i + 1 < len(args):
-            path = Path(args[i + 1])
-        elif arg.startswith("--config="):
-            path = Path(arg.split("=", 1)[1])
+    path = _arg_value(args, "--config")
     if path is None:
         if not Path(CONFIG_NAME).is_file():
             return {}
@@ -85,6 +90,8 @@ class DefaultImportGroup(TyperGroup):
         try:
             config = load_config(args)
         except BiteralImportError as exc:
+            if args and args[0] == "import":
+                _error_summary(exc, _arg_value(args, "--summary-json"), "--json" in args)
             raise _ClickFailure(str(exc), exc.exit_code) from exc
         if config:
             ctx.default_map = {**(ctx.default_map or {}), **config}
@@ -552,7 +559,10 @@ def map_command(
             metadata_columns=_split_list(metadata_columns),
         )
         with open_source(file, options, stdin=sys.stdin.buffer if file == "-" else None) as source:
-            chosen = build_mapping(source.headers, mapping_options)
+            try:
+                chosen = build_mapping(source.headers, mapping_options)
+            except InputError as exc:
+                raise InputError(f"{exc}{source.hint()}") from exc
             rows = []
             for row in source.rows():
                 if row.error is None:
@@ -561,7 +571,7 @@ def map_command(
                     break
         console = Console()
         console.print(mapping_table(chosen, rows))
-        for note in chosen.notes:
+        for note in (*source.notes, *chosen.notes):
             console.print(f"[yellow]note:[/] {note}", highlight=False)
         if write_mapping is not None:
             write_mapping_file(chosen, write_mapping)

@@ -281,3 +281,14 @@ def test_a_first_sheet_with_no_usable_column_names_the_other_sheets() -> None:
     result = CliRunner().invoke(app, ["book.xlsx", "--dry-run"], env={})
     assert result.exit_code == 2
     assert "the workbook's other sheets: 'Customers' (choose one with --sheet)" in result.output
+
+
+def test_map_names_how_the_file_was_read_and_suggests_a_delimiter() -> None:
+    Path("p.csv").write_text("name|country\nBob|ES\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["map", "p.csv", "--delimiter", ","], env={})
+    assert result.exit_code == 2
+    assert "pass --delimiter '|'" in result.output
+    Path("ok.csv").write_text("code;country\nC1;ES\n", encoding="cp1252")
+    result = CliRunner().invoke(app, ["map", "ok.csv"], env={})
+    assert result.exit_code == 0, result.output
+    assert "ok.csv: read as csv, encoding utf-8, delimiter ';'" in result.output

@@ -696,3 +696,12 @@ def test_a_long_excel_number_is_a_warning_in_the_summary_and_the_warning_report(
     assert warned[0]["_field"] == "Account" and "cell 'B2'" in warned[0]["_error"]
     summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
     assert summary["warnings"] == 1 and summary["files"]["ids.xlsx"]["sheet"] == "Sheet"
+
+
+def test_summary_json_is_written_when_the_config_file_is_refused(in_tmp: Path) -> None:
+    Path("c.csv").write_text("code\nC1\n", encoding="utf-8")
+    Path("biteral-import.toml").write_text("concurrency = [1]\n", encoding="utf-8")
+    result = _cli("c.csv", "--dry-run", "--summary-json", "s.json")
+    assert result.exit_code == 2
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 2 and "biteral-import.toml: concurrency" in summary["error"]
