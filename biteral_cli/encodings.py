@@ -237,7 +237,7 @@ def scan_utf8(stream: BinaryIO, *, display: str, block: int = 1 << 16) -> Scan:
         at_eof = not data
         buf = carry + data
         if not at_eof:
-            cut = buf.rfind(b"\n") + 1 or max(len(buf) - 4, 0)  # never split a UTF-8 sequence
+            cut = buf.rfind(b"\n") + 1 or _char_boundary(buf)  # a one-line JSON has no newline
             buf, carry = buf[:cut], buf[cut:]
         if buf and not buf.isascii():
             try:
@@ -249,6 +249,18 @@ def scan_utf8(stream: BinaryIO, *, display: str, block: int = 1 << 16) -> Scan:
         line += buf.count(b"\n")
         if at_eof:
             return scan
+
+
+def _char_boundary(buf: bytes) -> int:
+    """The last position in ``buf`` that cannot split a UTF-8 sequence (before a trailing lead byte)."""
+    end = len(buf)
+    for back in range(1, min(4, end) + 1):  # a UTF-8 sequence is at most 4 bytes long
+        byte = buf[end - back]
+        if byte >= 0xC0:
+            return end - back
+        if byte < 0x80:
+            break
+    return end
 
 
 def _scan_lines(buf: bytes, line: int, scan: Scan) -> None:

@@ -490,14 +490,17 @@ def _choose_encoding(
     return encoding, decoding(encoding)[1]
 
 
-def _reopen(path: str, display: str) -> BinaryIO:
+@contextlib.contextmanager
+def _reopen(path: str, display: str) -> Iterator[BinaryIO]:
     """A second handle on a file, decompressed when it is gzip, for a pass over all its bytes."""
-    handle = _open_file(path, display)
-    if read_block(handle, 2, display=display) == _GZIP_MAGIC:
+    with _open_file(path, display) as handle:
+        compressed = read_block(handle, 2, display=display) == _GZIP_MAGIC
         handle.seek(0)
-        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
-    handle.seek(0)
-    return handle
+        if not compressed:
+            yield handle
+            return
+        with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+            yield unzipped  # type: ignore[misc]
 
 
 def _read_as(display: str, fmt: str, encoding: str | None, delimiter: str | None, sheet: str | None = None) -> str:

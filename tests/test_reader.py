@@ -830,3 +830,12 @@ def test_a_one_column_header_holding_a_delimiter_suggests_it(tmp_path: Path) -> 
     source, _ = read(write(tmp_path, "p.csv", "code|country\nC1|ES\n"), delimiter=",")
     assert any("pass --delimiter '|'" in note for note in source.notes)
     assert "pass --delimiter '|'" in source.hint()
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5])
+def test_the_whole_file_check_never_splits_a_character_between_blocks(block: int) -> None:
+    from biteral_cli.encodings import scan_utf8
+
+    one_line_json = '[{"A":"\x80€😀ñ"}]'.encode()  # no newline: blocks are cut by character
+    scan = scan_utf8(io.BytesIO(one_line_json), display="x.json", block=block)
+    assert scan.encoding(bom=False) == "utf-8"
