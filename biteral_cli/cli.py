@@ -87,6 +87,7 @@ class DefaultImportGroup(TyperGroup):
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args.insert(0, "import")
+        ctx.meta["biteral_args"] = list(args)
         try:
             config = load_config(args)
         except BiteralImportError as exc:
@@ -96,6 +97,17 @@ class DefaultImportGroup(TyperGroup):
         if config:
             ctx.default_map = {**(ctx.default_map or {}), **config}
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Context) -> Any:
+        """Run the command; a refused option value of ``import`` still writes the summary JSON."""
+        try:
+            return super().invoke(ctx)
+        except ClickException as exc:
+            args = ctx.meta.get("biteral_args", [])
+            if args[:1] == ["import"] and not isinstance(exc, _ClickFailure):
+                error = UsageError(exc.format_message())
+                _error_summary(error, _arg_value(args, "--summary-json"), "--json" in args)
+            raise
 
     def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] FILE... | COMMAND [ARGS]...")

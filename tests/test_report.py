@@ -705,3 +705,11 @@ def test_summary_json_is_written_when_the_config_file_is_refused(in_tmp: Path) -
     assert result.exit_code == 2
     summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
     assert summary["exit_code"] == 2 and "biteral-import.toml: concurrency" in summary["error"]
+
+
+def test_summary_json_is_written_when_an_option_value_is_refused(in_tmp: Path) -> None:
+    Path("c.csv").write_text("code\nC1\n", encoding="utf-8")
+    result = _cli("c.csv", "--dry-run", "--concurrency", "many", "--summary-json", "s.json")
+    assert result.exit_code == 2
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 2 and "--concurrency" in summary["error"]
