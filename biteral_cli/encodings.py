@@ -213,6 +213,8 @@ class Scan:
     """Line numbers (1-based) of lines that are not valid UTF-8."""
     undefined: bool = False
     """Whether such a line holds a byte that cp1252 leaves undefined (so it is latin-1)."""
+    apostrophes: bool = False
+    """Whether the text holds an apostrophe anywhere (a text marker or a report's guard may need removing)."""
 
     def encoding(self, *, bom: bool) -> str:
         """The encoding to read the file with: UTF-8, cp1252/latin-1, or UTF-8 with cp1252 lines."""
@@ -239,6 +241,8 @@ def scan_utf8(stream: BinaryIO, *, display: str, block: int = 1 << 16) -> Scan:
         if not at_eof:
             cut = buf.rfind(b"\n") + 1 or _char_boundary(buf)  # a one-line JSON has no newline
             buf, carry = buf[:cut], buf[cut:]
+        if not scan.apostrophes and b"'" in buf:
+            scan.apostrophes = True
         if buf and not buf.isascii():
             try:
                 buf.decode("utf-8")

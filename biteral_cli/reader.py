@@ -377,7 +377,7 @@ def _open_text(
             f"{display}: does not look like a text file (CSV/JSON); if it is a spreadsheet, save it as .xlsx; "
             "if it is UTF-16 text without a byte order mark, pass --encoding utf-16-le (or utf-16-be)"
         )
-    encoding, errors = _choose_encoding(path, display, head, at_eof, options, notes)
+    encoding, errors, apostrophes = _choose_encoding(path, display, head, at_eof, options, notes)
     try:
         sample = codecs.getincrementaldecoder(decoding(encoding)[0])(errors).decode(head, final=at_eof)
     except UnicodeDecodeError as exc:
@@ -404,7 +404,7 @@ def _open_text(
 
     if fmt in ("csv", "tsv"):
         delimiter = options.delimiter or ("\t" if fmt == "tsv" else sniff_delimiter(sample, complete=at_eof))
-        headers, rows = _read_csv(path, display, text, delimiter, failure, notes, undecodable)
+        headers, rows = _read_csv(path, display, text, delimiter, failure, notes, undecodable, apostrophes)
         notes.append(_read_as(display, fmt, encoding, delimiter))
         if len(headers) == 1 and (hint := _delimiter_hint(headers[0])):
             notes.append(f"{display}{hint}")
@@ -455,8 +455,9 @@ def _open_text(
 
 def _choose_encoding(
     path: str, display: str, head: bytes, at_eof: bool, options: ReadOptions, notes: list[str]
-) -> tuple[str, str]:
-    """The encoding to read a text input with (a name for the user) and the codec error handler.
+) -> tuple[str, str, bool]:
+    """The encoding to read a text input with (a name for the user), the codec error handler, and
+    whether the text may hold an apostrophe (false only for a file checked ahead that holds none).
 
     A file is checked whole, as bytes, before anything is sent: with ``--encoding`` every byte
     must decode; otherwise each line is UTF-8 when it is valid UTF-8 and cp1252 when not, so a
@@ -471,13 +472,13 @@ def _choose_encoding(
             if encoding in ("cp1252", "latin-1"):
                 encoding = MIXED  # a UTF-8 line further down must not turn into mojibake
             notes.append(f"{display}: a line that is not valid UTF-8 is read as cp1252")
-            return encoding, FALLBACK_ERRORS
-        return encoding, "surrogateescape"
+            return encoding, FALLBACK_ERRORS, True
+        return encoding, "surrogateescape", True
     if options.encoding is not None or utf16:
         encoding = options.encoding or detect_encoding(head, at_eof=at_eof)
         with _reopen(path, display) as whole:
             check_decodes(whole, encoding, display=display)
-        return encoding, "strict"
+        return encoding, "strict", True
     with _reopen(path, display) as whole:
         scan = scan_utf8(whole, display=display)
     encoding = scan.encoding(bom=head.startswith(codecs.BOM_UTF8))
@@ -487,7 +488,7 @@ def _choose_encoding(
             f"{display}: UTF-8 with {len(scan.other_lines)} line(s) in cp1252 (line {shown}); "
             "each line is read in its own encoding"
         )
-    return encoding, decoding(encoding)[1]
+    return encoding, decoding(encoding)[1], scan.apostrophes
 
 
 @contextlib.contextmanager
@@ -596,6 +597,7 @@ def _read_csv(
     failure: Callable[[UnicodeDecodeError], InputError],
     notes: list[str],
     undecodable: Callable[[int, str], str | None] | None,
+    apostrophes: bool = True,
 ) -> tuple[list[str], Iterator[SourceRow]]:
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)
@@ -614,7 +616,7 @@ def _read_csv(
         if any(cell.strip() for cell in record):
             break
         previous = reader.line_num
-    fixer = CellFixer(display, record, notes)
+    fixer = CellFixer(display, record, notes, apostrophes=apostrophes)
     headers = clean_headers(fixer.headers, display)
     fixer.headers = headers
     return headers, _csv_rows(name, display, reader, headers, failure, fixer, undecodable)
@@ -648,6 +650,8 @@ def _csv_rows(
     width = len(headers)
     previous = reader.line_num
     fix = fixer.fix
+    # A file checked ahead without an apostrophe or a bad byte in it needs no look at its cells.
+    checking = fixer.apostrophes or undecodable is not None
     row_type, make, pair = SourceRow, dict, zip  # locals: this loop runs once per record
     build = _cells_builder(headers)
     while True:
@@ -655,13 +659,14 @@ def _csv_rows(
             for record in reader:
                 line = previous + 1
                 previous = reader.line_num
-                joined = "\x00".join(record)  # one C-level scan; a per-cell loop costs 5x
-                if undecodable is not None and (problem := undecodable(line, joined)) is not None:
-                    clean = [ESCAPED.sub("\ufffd", cell) for cell in record]
-                    yield row_type(name, line, make(pair(headers, clean)), problem)
-                    continue
-                if "'" in joined:
-                    fix(record)
+                if checking:
+                    joined = "\x00".join(record)  # one C-level scan; a per-cell loop costs 5x
+                    if undecodable is not None and (problem := undecodable(line, joined)) is not None:
+                        clean = [ESCAPED.sub("\ufffd", cell) for cell in record]
+                        yield row_type(name, line, make(pair(headers, clean)), problem)
+                        continue
+                    if "'" in joined:
+                        fix(record)
                 if len(record) == width:
                     if not record[0] and not any(record):
                         continue
@@ -712,9 +717,11 @@ class CellFixer:
     the first removal in each column adds a note.
     """
 
-    def __init__(self, display: str, headers: list[str], notes: list[str]) -> None:
+    def __init__(self, display: str, headers: list[str], notes: list[str], *, apostrophes: bool = True) -> None:
         self.display = display
         self.notes = notes
+        self.apostrophes = apostrophes
+        """False when the input is known to hold no apostrophe at all: nothing to fix."""
         self.report = {name.strip() for name in headers} >= _REPORT_MARKS
         self.headers = [unguard(name) for name in headers] if self.report else list(headers)
         self.markers: Counter[str] = Counter()
