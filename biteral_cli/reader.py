@@ -1,8 +1,11 @@
 """Read customer exports (CSV/TSV, JSON Lines, JSON, Excel, gzip, stdin) into SourceRows, streamed.
 
-Reading never changes a value: every CSV/Excel cell is text exactly as written (``""`` when empty),
-JSON values keep their JSON types, and nothing is guessed. Text inputs are decoded strictly and
-parsed in chunks, so memory stays flat whatever the file size; Excel holds one sheet at a time.
+Reading changes no value but two marks that are not data: every CSV/Excel cell is text as written
+(``""`` when empty) less a spreadsheet's text marker (``'+1416...``) or the formula guard of this
+tool's own report fed back in (see ``CellFixer``); JSON values keep their JSON types. A file is
+checked whole, as bytes, before its rows are read (its encoding, line by line when it mixes UTF-8
+and cp1252), then parsed in chunks, so memory stays flat whatever the file size; Excel holds one
+sheet at a time.
 """
 
 from __future__ import annotations
