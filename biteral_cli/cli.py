@@ -7,6 +7,8 @@ environment variable ``BITERAL_<OPTION>`` or a ``biteral-import.toml``; the comm
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 import tomllib
@@ -21,7 +23,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .crash import EXIT_INTERNAL, internal_error_line, register_secret
-from .errors import BiteralImportError, ConfigError, UsageError
+from .errors import BiteralImportError, ConfigError, InputError, UsageError
 from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors, parse_percent
 from .uploader import RateLimit, Secret
 
@@ -29,14 +31,19 @@ CONFIG_NAME = "biteral-import.toml"
 COMMANDS = ("import", "map", "sandbox")
 
 
+def _arg_value(args: list[str], flag: str) -> Path | None:
+    """The value given to ``flag`` on the command line (``--flag V`` or ``--flag=V``), if any."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith(flag + "="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
 def load_config(args: list[str]) -> dict[str, Any]:
     """Read ``--config PATH`` (or ./biteral-import.toml) into click's default_map for the commands."""
-    path: Path | None = None
-    for i, arg in enumerate(args):
-        if arg == "--config" and i + 1 < len(args):
-            path = Path(args[i + 1])
-        elif arg.startswith("--config="):
-            path = Path(arg.split("=", 1)[1])
+    path = _arg_value(args, "--config")
     if path is None:
         if not Path(CONFIG_NAME).is_file():
             return {}
@@ -59,8 +66,20 @@ def load_config(args: list[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: unknown option(s): {', '.join(unknown)}")
     if "map" in options and isinstance(options["map"], dict):
         options["map"] = [f"{k}={v}" for k, v in options["map"].items()]
+    _check_config_values(path, options, commands["import"])
     map_params = {p.name for p in commands["map"].params}
     return {"import": options, "map": {k: v for k, v in options.items() if k in map_params}}
+
+
+def _check_config_values(path: Path, options: dict[str, Any], command: Any) -> None:
+    """Raise ConfigError naming the file when a value in it has the wrong type (not the env var click would blame)."""
+    ctx = Context(command)
+    params = {p.name: p for p in command.params}
+    for key, value in options.items():
+        try:
+            params[key].process_value(ctx, value)
+        except ClickException as exc:
+            raise ConfigError(f"{path}: {key.replace('_', '-')} = {value!r}: {exc.message}") from None
 
 
 class DefaultImportGroup(TyperGroup):
@@ -69,22 +88,36 @@ class DefaultImportGroup(TyperGroup):
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args.insert(0, "import")
+        ctx.meta["biteral_args"] = list(args)
         try:
             config = load_config(args)
         except BiteralImportError as exc:
+            if args and args[0] == "import":
+                _error_summary(exc, _arg_value(args, "--summary-json"), "--json" in args)
             raise _ClickFailure(str(exc), exc.exit_code) from exc
         if config:
             ctx.default_map = {**(ctx.default_map or {}), **config}
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Context) -> Any:
-        """Run the command; an exception no stage expected ends with one line and exit 70."""
+        """Run the command: a refused option value of ``import`` still writes the summary JSON, and an
+        exception no stage expected ends with one line and exit 70."""
+        args = ctx.meta.get("biteral_args", [])
         try:
             return super().invoke(ctx)
-        except (ClickException, typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+        except ClickException as exc:
+            if args[:1] == ["import"] and not isinstance(exc, _ClickFailure):
+                error = UsageError(exc.format_message())
+                _error_summary(error, _arg_value(args, "--summary-json"), "--json" in args)
+            raise
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
-            raise _ClickFailure(internal_error_line(exc), EXIT_INTERNAL) from None
+            crash = BiteralImportError(internal_error_line(exc))
+            crash.exit_code = EXIT_INTERNAL
+            if args[:1] == ["import"]:
+                _error_summary(crash, _arg_value(args, "--summary-json"), "--json" in args)
+            raise _ClickFailure(str(crash), EXIT_INTERNAL) from None
 
     def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] FILE... | COMMAND [ARGS]...")
@@ -372,7 +405,9 @@ def import_command(
             help="Failure report path (default: <input>.failures.csv, written only if needed).",
         ),
     ] = None,
-    failures_format: Annotated[str, _opt("--failures-format", help="csv or jsonl.")] = "csv",
+    failures_format: Annotated[
+        str | None, _opt("--failures-format", help="csv or jsonl (default: each report's extension, else csv).")
+    ] = None,
     warnings: Annotated[
         Path | None,
         _opt("--warnings", help="Write rows sent with warnings to this file."),
@@ -525,6 +560,7 @@ def import_command(
             return
         summary = run_import(settings, stdin=sys.stdin.buffer if "-" in files else None)
     except BiteralImportError as exc:
+        _error_summary(exc, summary_json, json_out)
         raise _fail(exc) from None
     raise typer.Exit(summary.exit_code)
 
@@ -535,6 +571,18 @@ def _stdin_is_terminal() -> bool:
         return sys.stdin is not None and sys.stdin.isatty()
     except (ValueError, OSError):
         return False
+
+
+def _error_summary(exc: BiteralImportError, path: Path | None, json_out: bool) -> None:
+    """Write the summary JSON of a run that ended before counting rows, so a script always has one."""
+    from .report import Summary, write_summary_json
+
+    summary = Summary.for_error(str(exc), exc.exit_code)
+    if json_out:
+        Console().print_json(json.dumps(summary.to_json()))
+    if path is not None:
+        with contextlib.suppress(BiteralImportError):  # an unwritable path is the error being shown
+            write_summary_json(summary, path)
 
 
 def _check(settings: ImportSettings) -> None:
@@ -553,14 +601,14 @@ def _setup_logging(verbose: bool) -> None:
     """With --verbose, log the tool's own DEBUG lines (requests, retries) to stderr; never headers."""
     import logging
 
-    from rich.logging import RichHandler
+    from .progress import verbose_handler
 
     logger = logging.getLogger("biteral_cli")
     for handler in [h for h in logger.handlers if getattr(h, "_biteral_verbose", False)]:
         logger.removeHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.NOTSET)
     if verbose:
-        handler = RichHandler(console=Console(stderr=True), show_path=False)
+        handler = verbose_handler()
         handler._biteral_verbose = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
 
@@ -600,7 +648,10 @@ def map_command(
             personal_data=personal_data,
         )
         with open_source(file, options, stdin=sys.stdin.buffer if file == "-" else None) as source:
-            chosen = build_mapping(source.headers, mapping_options)
+            try:
+                chosen = build_mapping(source.headers, mapping_options)
+            except InputError as exc:
+                raise InputError(f"{exc}{source.hint()}") from exc
             rows = []
             for row in source.rows():
                 if row.error is None:
@@ -609,7 +660,7 @@ def map_command(
                     break
         console = Console()
         console.print(mapping_table(chosen, rows))
-        for note in chosen.notes:
+        for note in (*source.notes, *chosen.notes):
             console.print(f"[yellow]note:[/] {note}", highlight=False)
         if write_mapping is not None:
             write_mapping_file(chosen, write_mapping)

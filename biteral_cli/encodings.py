@@ -5,7 +5,9 @@ from __future__ import annotations
 import codecs
 import contextlib
 import io
+import re
 import zlib
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .errors import InputError
@@ -161,3 +163,141 @@ def read_block(stream: BinaryIO, size: int, *, display: str) -> bytes:
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{display}: cannot read: {exc}") from exc
     return b"".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Files that mix encodings, and lines that cannot be decoded
+
+#: The name shown for UTF-8 text some of whose lines are cp1252 (each line read as what it is).
+MIXED = "utf-8+cp1252"
+#: Codec error handler that reads bytes invalid in UTF-8 as cp1252 (latin-1 where cp1252 has none).
+FALLBACK_ERRORS = "biteral-cp1252"
+_CP1252_CHARS = "".join(
+    bytes([b]).decode("latin-1") if bytes([b]) in _CP1252_UNDEFINED else bytes([b]).decode("cp1252") for b in range(256)
+)
+#: Characters ``surrogateescape`` puts in place of undecodable bytes; UTF-8/16 decoders never
+#: produce lone surrogates themselves, so finding one means the line held bytes the codec refused.
+ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    return "".join(_CP1252_CHARS[b] for b in bad), exc.end
+
+
+codecs.register_error(FALLBACK_ERRORS, _cp1252_fallback)
+
+
+def escaped_byte(text: str) -> int | None:
+    """The first byte ``surrogateescape`` stood in for in ``text``, or None when there is none."""
+    found = ESCAPED.search(text)
+    return None if found is None else ord(found.group()) - 0xDC00
+
+
+def decoding(encoding: str) -> tuple[str, str]:
+    """The codec and error handler that read text detected as ``encoding`` line by line as what it is."""
+    if encoding == MIXED:
+        return "utf-8", FALLBACK_ERRORS
+    return encoding, "strict"
+
+
+@dataclass
+class Scan:
+    """What a pass over every byte of a file found about its encoding."""
+
+    utf8_lines: int = 0
+    """Lines holding non-ASCII text that is valid UTF-8."""
+    other_lines: list[int] = field(default_factory=list)
+    """Line numbers (1-based) of lines that are not valid UTF-8."""
+    undefined: bool = False
+    """Whether such a line holds a byte that cp1252 leaves undefined (so it is latin-1)."""
+    apostrophes: bool = False
+    """Whether the text holds an apostrophe anywhere (a text marker or a report's guard may need removing)."""
+
+    def encoding(self, *, bom: bool) -> str:
+        """The encoding to read the file with: UTF-8, cp1252/latin-1, or UTF-8 with cp1252 lines."""
+        if not self.other_lines:
+            return "utf-8-sig" if bom else "utf-8"
+        if self.utf8_lines or bom:
+            return MIXED
+        return "latin-1" if self.undefined else "cp1252"
+
+
+def scan_utf8(stream: BinaryIO, *, display: str, block: int = 1 << 16) -> Scan:
+    """Read a whole stream and tell, line by line, which lines are UTF-8 and which are not.
+
+    Works on bytes, a block at a time: an ASCII or valid UTF-8 block costs one C-level check,
+    and only blocks with a bad byte are looked at line by line.
+    """
+    scan = Scan()
+    carry = b""
+    line = 0
+    while True:
+        data = read_block(stream, block, display=display)
+        at_eof = not data
+        buf = carry + data
+        if not at_eof:
+            cut = buf.rfind(b"\n") + 1 or _char_boundary(buf)  # a one-line JSON has no newline
+            buf, carry = buf[:cut], buf[cut:]
+        if not scan.apostrophes and b"'" in buf:
+            scan.apostrophes = True
+        if buf and not buf.isascii():
+            try:
+                buf.decode("utf-8")
+            except UnicodeDecodeError:
+                _scan_lines(buf, line, scan)
+            else:
+                scan.utf8_lines += 1
+        line += buf.count(b"\n")
+        if at_eof:
+            return scan
+
+
+def _char_boundary(buf: bytes) -> int:
+    """The last position in ``buf`` that cannot split a UTF-8 sequence (before a trailing lead byte)."""
+    end = len(buf)
+    for back in range(1, min(4, end) + 1):  # a UTF-8 sequence is at most 4 bytes long
+        byte = buf[end - back]
+        if byte >= 0xC0:
+            return end - back
+        if byte < 0x80:
+            break
+    return end
+
+
+def _scan_lines(buf: bytes, line: int, scan: Scan) -> None:
+    for number, text in enumerate(buf.split(b"\n"), line + 1):
+        if text.isascii():
+            continue
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            scan.other_lines.append(number)
+            if not scan.undefined and any(byte in text for byte in _CP1252_UNDEFINED):
+                scan.undefined = True
+        else:
+            scan.utf8_lines += 1
+
+
+def check_decodes(stream: BinaryIO, encoding: str, *, display: str, block: int = 1 << 16) -> None:
+    """Decode a whole stream in ``encoding`` (bytes in, nothing kept); raise InputError at the first bad byte."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    lines = 0
+    while True:
+        data = read_block(stream, block, display=display)
+        try:
+            text = decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            at = offset + exc.start - (len(exc.object) - len(data))
+            before = exc.object[: exc.start].decode(encoding, errors="replace").count("\n")
+            raise InputError(
+                f"{display}: not valid {encoding.removesuffix('-sig')} at byte {at + 1} (line {lines + before + 1}); "
+                "check --encoding"
+            ) from exc
+        lines += text.count("\n")
+        offset += len(data)
+        if not data:
+            return

@@ -43,6 +43,7 @@ from .errors import (
     EXIT_USAGE,
     AbortError,
     BiteralImportError,
+    InputError,
     TooManyErrorsError,
     UsageError,
 )
@@ -57,6 +58,8 @@ from .report import (
     Tally,
     check_writable,
     create_private,
+    report_format,
+    retire_old_report,
     summary_line,
     summary_table,
     write_summary_json,
@@ -89,6 +92,9 @@ def _encode(payload: dict[str, object]) -> bytes:
     except orjson.JSONEncodeError:
         return _json_encode(payload).encode()
 
+
+#: The run's clock for its duration (a test replaces it; asyncio keeps the real one).
+_clock = time.monotonic
 
 #: Rows looked up in the sync state at once (one SQL query each).
 STATE_CHUNK = 100
@@ -174,6 +180,8 @@ class Run:
         self.shown_codes: list[str] = []
         self.processed = 0
         self.bad = 0
+        self.resumed = 0
+        self.notes_shown: dict[str, int] = {}
 
     # -- outcomes -------------------------------------------------------------------------------
     def _count_bad(self) -> None:
@@ -289,6 +297,7 @@ class Run:
         self.processed += 1
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
             self.tally.add(row.source, "accepted")
+            self.resumed += 1
             return None
         prepared: Prepared = normalizer.prepare(row, mapping.extract(row.cells) if row.error is None else _EMPTY)
         if settings.shard is not None:
@@ -298,6 +307,8 @@ class Run:
             if owner != k - 1:
                 self.tally.add(row.source, "skipped")
                 return None
+        if row.warnings:  # what the reader noticed (a number Excel cut to 15 digits) is a warning too
+            prepared.warnings[:0] = [Issue(column, message) for column, message in row.warnings]
         for warning in prepared.warnings:
             self.tally.warn(row.source, reason_key(warning.field, warning.message))
             if self.warnings is not None:
@@ -397,7 +408,12 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
     try:
         for name in settings.inputs:
             source = open_source(name, options, stdin=stdin)
-            opened.append((source, build_mapping(source.headers, mapping_options)))
+            try:
+                mapping = build_mapping(source.headers, mapping_options)
+            except InputError as exc:
+                source.close()  # no column is usable: say where the right ones may be
+                raise InputError(f"{exc}{source.hint()}") from exc
+            opened.append((source, mapping))
     except BaseException:
         for source, _ in opened:
             source.close()
@@ -659,6 +675,7 @@ def run_import(
             decided = decisions_of(settings, inputs)
             check_decisions(run, run.state, decided)
             check_mass_change(run, run.state, inputs, functools.partial(_reopen, settings, spooled))
+        run.notes_shown = {source.name: len(source.notes) for source, _ in sources}
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
@@ -743,10 +760,19 @@ def _run(run: Run, stack: contextlib.ExitStack, inputs: Sequence[Input], endpoin
     sources = [one.source for one in inputs]
     columns = list(dict.fromkeys(h for source in sources for h in source.headers))
     redact = _redaction(settings, inputs)
-    run.failures = RowReport(run.failures_path, fmt=settings.failures_format, columns=columns, redact=redact)
+    old_reports: dict[str, str] = {}
+    for path in (run.failures_path, settings.warnings):
+        if path is not None and (old := retire_old_report(path)) is not None:
+            old_reports[str(path)] = str(old)
+    fmt = settings.failures_format
+    run.failures = RowReport(
+        run.failures_path, fmt=report_format(run.failures_path, fmt), columns=columns, redact=redact
+    )
     stack.callback(run.failures.close)
     if settings.warnings is not None:
-        run.warnings = RowReport(settings.warnings, fmt=settings.failures_format, columns=columns, redact=redact)
+        run.warnings = RowReport(
+            settings.warnings, fmt=report_format(settings.warnings, fmt), columns=columns, redact=redact
+        )
         stack.callback(run.warnings.close)
     if settings.output is not None:
         # Owner-only, like the reports: the payloads are customer data.
@@ -763,7 +789,7 @@ def _run(run: Run, stack: contextlib.ExitStack, inputs: Sequence[Input], endpoin
         enabled=not (settings.quiet or settings.json),
         total=Progress.estimate_rows(sources),
     )
-    started = time.monotonic()
+    started = _clock()
 
     async def main() -> None:
         installed = _install_signal_handlers(run)
@@ -777,7 +803,7 @@ def _run(run: Run, stack: contextlib.ExitStack, inputs: Sequence[Input], endpoin
         asyncio.run(main())
     finally:
         run.progress.finish()
-    duration = time.monotonic() - started
+    duration = _clock() - started
     exit_code = _exit_code(run)
     if run.checkpoint is not None:
         # Kept while any row failed, so that --resume retries exactly those.
@@ -795,12 +821,32 @@ def _run(run: Run, stack: contextlib.ExitStack, inputs: Sequence[Input], endpoin
         dry_run=settings.dry_run,
         failures_path=str(run.failures.path) if run.failures.rows_written else None,
         warnings_path=str(run.warnings.path) if run.warnings is not None and run.warnings.rows_written else None,
+        error=str(run.error or run.stop_reason) if exit_code not in (EXIT_OK, EXIT_SOME_FAILED) else None,
+        resumed=run.resumed,
+        file_info={source.name: _file_info(source) for source in sources},
+        old_reports=old_reports,
     )
     summary.check()
+    if not (settings.quiet or settings.json):
+        # Notes found while reading (a column of spreadsheet text markers) come after the rows.
+        for source in sources:
+            for note in source.notes[run.notes_shown.get(source.name, 0) :]:
+                run.console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if settings.summary_json is not None:
         write_summary_json(summary, settings.summary_json)
     _print_summary(run, summary)
     return summary
+
+
+def _file_info(source: Source) -> dict[str, Any]:
+    """How one input was read, for the summary JSON's ``files.<name>``."""
+    return {
+        "format": source.format,
+        "encoding": source.encoding,
+        "delimiter": source.delimiter,
+        "sheet": source.sheet,
+        "notes": list(source.notes),
+    }
 
 
 def _print_summary(run: Run, summary: Summary) -> None:

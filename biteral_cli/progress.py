@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +14,6 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -41,16 +43,15 @@ class Progress:
         self.last_log = self.started
         self._bar: RichProgress | None = None
         if mode == "bar":
+            # Fits 80 columns with seven-digit counts: no label, a short bar, short words.
             self._bar = RichProgress(
-                TextColumn("[bold]Importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
+                BarColumn(bar_width=10),
                 TaskProgressColumn(),
-                TextColumn("{task.fields[rate]:>8} rec/s"),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[rate]}/s"),
+                TimeRemainingColumn(compact=True),
                 TextColumn(
-                    "[green]{task.fields[accepted]} ok[/] [red]{task.fields[rejected]} rejected[/]"
-                    " [magenta]{task.fields[failed]} failed[/] [yellow]{task.fields[retries]} retried[/]"
+                    "[green]ok {task.fields[accepted]}[/] [red]rej {task.fields[rejected]}[/]"
+                    " [magenta]fail {task.fields[failed]}[/] [yellow]retry {task.fields[retries]}[/]"
                 ),
                 console=console,
                 transient=False,
@@ -95,7 +96,7 @@ class Progress:
             self._bar.update(
                 self._task,
                 completed=totals.accepted + totals.rejected + totals.failed + totals.skipped,
-                rate=f"{rate:,.0f}",
+                rate=f"{rate:.0f}",
                 accepted=totals.accepted,
                 rejected=totals.rejected,
                 failed=totals.failed,
@@ -115,3 +116,16 @@ class Progress:
         """Stop the bar (it stays on screen)."""
         if self._bar is not None:
             self._bar.stop()
+
+
+class _IsoFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The record's time in ISO 8601 with milliseconds and the UTC offset."""
+        return dt.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
+def verbose_handler() -> logging.Handler:
+    """A log handler for ``--verbose``: one unwrapped line per event on stderr, ISO 8601 timestamp first."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_IsoFormatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler

@@ -1,8 +1,11 @@
 """Read customer exports (CSV/TSV, JSON Lines, JSON, Excel, gzip, stdin) into SourceRows, streamed.
 
-Reading never changes a value: every CSV/Excel cell is text exactly as written (``""`` when empty),
-JSON values keep their JSON types, and nothing is guessed. Text inputs are decoded strictly and
-parsed in chunks, so memory stays flat whatever the file size; Excel holds one sheet at a time.
+Reading changes no value but two marks that are not data: every CSV/Excel cell is text as written
+(``""`` when empty) less a spreadsheet's text marker (``'+1416...``) or the formula guard of this
+tool's own report fed back in (see ``CellFixer``); JSON values keep their JSON types. A file is
+checked whole, as bytes, before its rows are read (its encoding, line by line when it mixes UTF-8
+and cp1252), then parsed in chunks, so memory stays flat whatever the file size; Excel holds one
+sheet at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import chain, islice
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -30,15 +34,23 @@ from typing import Any, BinaryIO
 import python_calamine
 
 from .encodings import (
+    ESCAPED,
+    FALLBACK_ERRORS,
+    MIXED,
     ByteStream,
     canonical_encoding,
+    check_decodes,
     decode_error_message,
+    decoding,
     detect_encoding,
+    escaped_byte,
     looks_binary,
     read_block,
+    scan_utf8,
 )
 from .errors import InputError, UsageError
-from .records import SourceRow
+from .records import REPORT_COLUMNS, SourceRow
+from .report import unguard
 
 FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "json", "xlsx", "xls", "ods")
 TEXT_FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "json")
@@ -145,16 +157,30 @@ class Source:
         rows: Iterator[SourceRow],
         closers: list[Callable[[], object]],
         notes: list[str],
+        sheet: str | None = None,
+        sheets: list[str] | None = None,
     ) -> None:
         self.name = name
         self.format = format
         self.encoding = encoding
         self.delimiter = delimiter
+        self.sheet = sheet
+        """The sheet read, for a workbook."""
+        self.sheets = sheets or []
+        """Every sheet of a workbook, in order."""
         self.headers = headers
         self.notes = notes
         self._rows = rows
         self._closers = closers
         self._started = False
+
+    def hint(self) -> str:
+        """What to try when no column of this input is usable (another sheet or delimiter), or ""."""
+        if self.sheet is not None:
+            return _other_sheets(self.sheets, self.sheets.index(self.sheet))
+        if self.delimiter is not None and len(self.headers) == 1:
+            return _delimiter_hint(self.headers[0])
+        return ""
 
     def rows(self) -> Iterator[SourceRow]:
         """Yield every record once, lazily, in file order; raise InputError if the file breaks."""
@@ -354,9 +380,9 @@ def _open_text(
             f"{display}: does not look like a text file (CSV/JSON); if it is a spreadsheet, save it as .xlsx; "
             "if it is UTF-16 text without a byte order mark, pass --encoding utf-16-le (or utf-16-be)"
         )
-    encoding = options.encoding or detect_encoding(head, at_eof=at_eof)
+    encoding, errors, apostrophes = _choose_encoding(path, display, head, at_eof, options, notes)
     try:
-        sample = codecs.getincrementaldecoder(encoding)("strict").decode(head, final=at_eof)
+        sample = codecs.getincrementaldecoder(decoding(encoding)[0])(errors).decode(head, final=at_eof)
     except UnicodeDecodeError as exc:
         offset = len(head) - len(exc.object) + exc.start
         raise InputError(decode_error_message(display, encoding, offset, given=given)) from exc
@@ -370,8 +396,10 @@ def _open_text(
             notes[-1] = notes[-1].replace("read by its content", f"read as {fmt}")
 
     data = ByteStream(head, stream, display=display, close_source=False)
-    text = io.TextIOWrapper(data, encoding=encoding, errors="strict", newline="")
+    text = io.TextIOWrapper(data, encoding=decoding(encoding)[0], errors=errors, newline="")
     closers.append(text.close)
+    # Only a stream that could not be checked ahead (standard input) may hold undecodable lines.
+    undecodable = _undecodable(encoding, given=given) if errors == "surrogateescape" else None
 
     def failure(exc: UnicodeDecodeError) -> InputError:
         offset = data.position - len(exc.object) + exc.start
@@ -379,7 +407,10 @@ def _open_text(
 
     if fmt in ("csv", "tsv"):
         delimiter = options.delimiter or ("\t" if fmt == "tsv" else sniff_delimiter(sample, complete=at_eof))
-        headers, rows = _read_csv(path, display, text, delimiter, failure)
+        headers, rows = _read_csv(path, display, text, delimiter, failure, notes, undecodable, apostrophes)
+        notes.append(_read_as(display, fmt, encoding, delimiter))
+        if len(headers) == 1 and (hint := _delimiter_hint(headers[0])):
+            notes.append(f"{display}{hint}")
         return Source(
             name=path,
             format=fmt,
@@ -403,8 +434,9 @@ def _open_text(
         raise InputError(f"{display}: is not a JSON array of records (it starts with {first!r})")
 
     decoder = _StrictJson()
+    notes.append(_read_as(display, kind, encoding, None))
     if kind == "jsonl":
-        records = _jsonl_rows(path, text, decoder)
+        records = _jsonl_rows(path, text, decoder, undecodable)
     else:
         records = _json_rows(path, _JsonScanner(text, display, decoder))
     guarded = _guard_decoding(records, failure)
@@ -422,6 +454,82 @@ def _open_text(
         closers=closers,
         notes=notes,
     )
+
+
+def _choose_encoding(
+    path: str, display: str, head: bytes, at_eof: bool, options: ReadOptions, notes: list[str]
+) -> tuple[str, str, bool]:
+    """The encoding to read a text input with (a name for the user), the codec error handler, and
+    whether the text may hold an apostrophe (false only for a file checked ahead that holds none).
+
+    A file is checked whole, as bytes, before anything is sent: with ``--encoding`` every byte
+    must decode; otherwise each line is UTF-8 when it is valid UTF-8 and cp1252 when not, so a
+    cp1252 export with a few UTF-8 lines (or the reverse) is read without mojibake. Standard input
+    cannot be read twice: it is read UTF-8 first with cp1252 for the bytes that are not, or, in an
+    encoding that was given or marked by a UTF-16 BOM, with undecodable lines rejected one by one.
+    """
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if path == "-":
+        encoding = options.encoding or detect_encoding(head, at_eof=at_eof)
+        if options.encoding is None and not utf16:
+            if encoding in ("cp1252", "latin-1"):
+                encoding = MIXED  # a UTF-8 line further down must not turn into mojibake
+            notes.append(f"{display}: a line that is not valid UTF-8 is read as cp1252")
+            return encoding, FALLBACK_ERRORS, True
+        return encoding, "surrogateescape", True
+    if options.encoding is not None or utf16:
+        encoding = options.encoding or detect_encoding(head, at_eof=at_eof)
+        with _reopen(path, display) as whole:
+            check_decodes(whole, encoding, display=display)
+        return encoding, "strict", True
+    with _reopen(path, display) as whole:
+        scan = scan_utf8(whole, display=display)
+    encoding = scan.encoding(bom=head.startswith(codecs.BOM_UTF8))
+    if encoding == MIXED:
+        shown = ", ".join(str(n) for n in scan.other_lines[:5]) + (", ..." if len(scan.other_lines) > 5 else "")
+        notes.append(
+            f"{display}: UTF-8 with {len(scan.other_lines)} line(s) in cp1252 (line {shown}); "
+            "each line is read in its own encoding"
+        )
+    return encoding, decoding(encoding)[1], scan.apostrophes
+
+
+@contextlib.contextmanager
+def _reopen(path: str, display: str) -> Iterator[BinaryIO]:
+    """A second handle on a file, decompressed when it is gzip, for a pass over all its bytes."""
+    with _open_file(path, display) as handle:
+        compressed = read_block(handle, 2, display=display) == _GZIP_MAGIC
+        handle.seek(0)
+        if not compressed:
+            yield handle
+            return
+        with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+            yield unzipped  # type: ignore[misc]
+
+
+def _read_as(display: str, fmt: str, encoding: str | None, delimiter: str | None, sheet: str | None = None) -> str:
+    """The note naming how a file is read: its format, encoding, delimiter or sheet."""
+    parts = [f"read as {fmt}"]
+    if encoding is not None:
+        parts.append(f"encoding {encoding}")
+    if delimiter is not None:
+        parts.append("delimiter tab" if delimiter == "\t" else f"delimiter {delimiter!r}")
+    if sheet is not None:
+        parts.append(f"sheet {sheet!r}")
+    return f"{display}: " + ", ".join(parts)
+
+
+def _undecodable(encoding: str, *, given: bool) -> Callable[[int, str], str | None]:
+    """A check that names the bad byte of a line read with ``surrogateescape``, or None when it has none."""
+    hint = "check --encoding" if given else "pass --encoding"
+
+    def check(line: int, text: str) -> str | None:
+        byte = escaped_byte(text)
+        if byte is None:
+            return None
+        return f"line {line}: not valid {encoding.removesuffix('-sig')} (byte 0x{byte:02X}); {hint}"
+
+    return check
 
 
 def _guard_decoding(
@@ -490,6 +598,9 @@ def _read_csv(
     text: io.TextIOWrapper,
     delimiter: str,
     failure: Callable[[UnicodeDecodeError], InputError],
+    notes: list[str],
+    undecodable: Callable[[int, str], str | None] | None,
+    apostrophes: bool = True,
 ) -> tuple[list[str], Iterator[SourceRow]]:
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)
@@ -508,8 +619,10 @@ def _read_csv(
         if any(cell.strip() for cell in record):
             break
         previous = reader.line_num
-    headers = clean_headers(record, display)
-    return headers, _csv_rows(name, display, reader, headers, failure)
+    fixer = CellFixer(display, record, notes, apostrophes=apostrophes)
+    headers = clean_headers(fixer.headers, display)
+    fixer.headers = headers
+    return headers, _csv_rows(name, display, reader, headers, failure, fixer, undecodable)
 
 
 def _cells_builder(headers: list[str]) -> Callable[[list[str]], dict[str, str]]:
@@ -534,9 +647,14 @@ def _csv_rows(
     reader: Any,
     headers: list[str],
     failure: Callable[[UnicodeDecodeError], InputError],
+    fixer: CellFixer,
+    undecodable: Callable[[int, str], str | None] | None,
 ) -> Iterator[SourceRow]:
     width = len(headers)
     previous = reader.line_num
+    fix = fixer.fix
+    # A file checked ahead without an apostrophe or a bad byte in it needs no look at its cells.
+    checking = fixer.apostrophes or undecodable is not None
     row_type, make, pair = SourceRow, dict, zip  # locals: this loop runs once per record
     build = _cells_builder(headers)
     while True:
@@ -544,6 +662,14 @@ def _csv_rows(
             for record in reader:
                 line = previous + 1
                 previous = reader.line_num
+                if checking:
+                    joined = "\x00".join(record)  # one C-level scan; a per-cell loop costs 5x
+                    if undecodable is not None and (problem := undecodable(line, joined)) is not None:
+                        clean = [ESCAPED.sub("\ufffd", cell) for cell in record]
+                        yield row_type(name, line, make(pair(headers, clean)), problem)
+                        continue
+                    if "'" in joined:
+                        fix(record)
                 if len(record) == width:
                     if not record[0] and not any(record):
                         continue
@@ -576,6 +702,54 @@ def _csv_rows(
             yield SourceRow(source=name, row=line, cells={}, error=f"line {line}: {message}")
         except UnicodeDecodeError as exc:
             raise failure(exc) from exc
+
+
+#: The columns that tell a failure or warning report of this tool from any other CSV.
+_REPORT_MARKS = frozenset(column for column in REPORT_COLUMNS if column != "_extra")
+#: A spreadsheet's text marker: one apostrophe before a phone number or a digit string ('+1416, '007).
+_TEXT_MARKER = re.compile(r"'(?=[+0-9])")
+
+
+class CellFixer:
+    """Undo what a spreadsheet or this tool's own report put in front of text cells.
+
+    In a failure or warning report fed back in, every cell and header loses the one apostrophe
+    the report's formula guard added (``report.neutralize`` doubles a real leading apostrophe, so
+    this is exact). In any other CSV or sheet, a single leading apostrophe before ``+`` or a digit
+    is a spreadsheet's "keep this as text" marker (Shopify writes ``'+14165550182``) and is removed;
+    the first removal in each column adds a note.
+    """
+
+    def __init__(self, display: str, headers: list[str], notes: list[str], *, apostrophes: bool = True) -> None:
+        self.display = display
+        self.notes = notes
+        self.apostrophes = apostrophes
+        """False when the input is known to hold no apostrophe at all: nothing to fix."""
+        self.report = {name.strip() for name in headers} >= _REPORT_MARKS
+        self.headers = [unguard(name) for name in headers] if self.report else list(headers)
+        self.markers: Counter[str] = Counter()
+        if self.report:
+            notes.append(
+                f"{display}: is a biteral-import report; the apostrophe it put in front of "
+                "formula-like cells (and doubled apostrophes) is removed"
+            )
+
+    def fix(self, record: list[str]) -> None:
+        """Rewrite the record's cells in place (called only when some cell holds an apostrophe)."""
+        for index, cell in enumerate(record):
+            if not cell.startswith("'"):
+                continue
+            if self.report:
+                record[index] = cell[1:]
+            elif _TEXT_MARKER.match(cell) is not None:
+                record[index] = cell[1:]
+                column = self.headers[index] if index < len(self.headers) else f"column_{index + 1}"
+                if not self.markers[column]:
+                    self.notes.append(
+                        f"{self.display}: column {column!r}: a leading apostrophe before + or a digit "
+                        f"is a spreadsheet's text marker, not data; removed ({cell} -> {cell[1:]})"
+                    )
+                self.markers[column] += 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,11 +814,16 @@ def _looks_like_json_lines(text: str) -> bool:
     return isinstance(value, dict) and bool(rest.strip())
 
 
-def _jsonl_rows(name: str, text: io.TextIOWrapper, strict: _StrictJson) -> Iterator[SourceRow]:
+def _jsonl_rows(
+    name: str, text: io.TextIOWrapper, strict: _StrictJson, undecodable: Callable[[int, str], str | None] | None
+) -> Iterator[SourceRow]:
     decode = strict.decoder.decode
     problems = strict.problems
     for number, line in enumerate(text, 1):
         if not line.strip():
+            continue
+        if undecodable is not None and (problem := undecodable(number, line)) is not None:
+            yield SourceRow(source=name, row=number, cells={}, error=problem)
             continue
         if number == 1 and line.startswith("\ufeff"):
             line = " " + line[1:]  # keep the column numbers of errors right
@@ -888,7 +1067,7 @@ def _open_excel(
         raise InputError(f"{display}: cannot read as {label} workbook: the file is corrupt") from exc
     sheet_name = sheet_names[index]
     if start is None:
-        raise InputError(f"{display}: sheet {sheet_name!r} is empty")
+        raise InputError(f"{display}: sheet {sheet_name!r} is empty{_other_sheets(sheet_names, index)}")
     # python-calamine's iter_rows yields the empty rows above the data too, so the n-th row it
     # yields is sheet row n (a test pins this); it drops only the empty columns on the left.
     numbered = enumerate(rows, 1)
@@ -900,19 +1079,38 @@ def _open_excel(
             headers = clean_headers(cells, display)
             break
     if not headers:
-        raise InputError(f"{display}: sheet {sheet_name!r} is empty")
-    if options.sheet is not None or len(sheet_names) > 1:
-        notes.append(f"{display}: reading sheet {sheet_name!r} (header on row {header_row})")
+        raise InputError(f"{display}: sheet {sheet_name!r} is empty{_other_sheets(sheet_names, index)}")
+    fixer = CellFixer(display, headers, notes)
+    headers = fixer.headers = clean_headers(fixer.headers, display)
+    notes.append(_read_as(display, fmt, None, None, sheet_name) + f" (header on row {header_row})")
     return Source(
         name=path,
         format=fmt,
         encoding=None,
         delimiter=None,
         headers=headers,
-        rows=_excel_rows(path, numbered, headers),
+        rows=_excel_rows(path, numbered, headers, fixer, start[1]),
         closers=closers,
         notes=notes,
+        sheet=sheet_name,
+        sheets=sheet_names,
     )
+
+
+def _delimiter_hint(header: str) -> str:
+    """The hint for a one-column header that holds a likely delimiter (; : |), or ""."""
+    found = next((char for char in (";", ":", "|") if char in header), None)
+    if found is None:
+        return ""
+    return f"; the header is one column holding {found!r}: if that separates the columns, pass --delimiter '{found}'"
+
+
+def _other_sheets(names: list[str], index: int) -> str:
+    """The hint naming a workbook's other sheets and --sheet, or "" when it has no other."""
+    others = [name for i, name in enumerate(names) if i != index]
+    if not others:
+        return ""
+    return f"; the workbook's other sheets: {', '.join(repr(n) for n in others)} (choose one with --sheet)"
 
 
 def _sheet_index(names: list[str], wanted: str | None, display: str) -> int:
@@ -939,8 +1137,12 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 2**53:  # beyond 2**53 a float is no longer an exact integer
-            return str(int(value))
+        if value.is_integer():
+            if abs(value) < 2**53:
+                return str(int(value))
+            # Beyond 2**53 a float is no longer an exact integer, and Excel kept only 15 digits
+            # anyway: write the integer Excel shows (12345678901234500000), never 1.2e+19.
+            return str(int(Decimal(f"{value:.{EXCEL_DIGITS}g}")))
         return repr(value)
     if isinstance(value, int):
         return str(value)
@@ -951,10 +1153,19 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _excel_rows(name: str, numbered: Iterator[tuple[int, list[Any]]], headers: list[str]) -> Iterator[SourceRow]:
+def _excel_rows(
+    name: str, numbered: Iterator[tuple[int, list[Any]]], headers: list[str], fixer: CellFixer, first_column: int
+) -> Iterator[SourceRow]:
     width = len(headers)
     for number, values in numbered:
         cells = [value if type(value) is str else _cell_text(value) for value in values]
+        if "'" in "\x00".join(cells):
+            fixer.fix(cells)
+        warnings = [
+            _long_number(number, first_column + index, headers, index, cells[index])
+            for index, value in enumerate(values)
+            if type(value) in (float, int) and not -_LONG < value < _LONG
+        ]
         while cells and not cells[-1]:
             cells.pop()
         if not cells:
@@ -966,4 +1177,25 @@ def _excel_rows(name: str, numbered: Iterator[tuple[int, list[Any]]], headers: l
             continue
         if count < width:
             cells += [""] * (width - count)
-        yield SourceRow(source=name, row=number, cells=dict(zip(headers, cells, strict=True)))
+        yield SourceRow(
+            source=name, row=number, cells=dict(zip(headers, cells, strict=True)), warnings=warnings or None
+        )
+
+
+#: Significant digits Excel keeps of a number; the rest of a longer one is lost (set to zeros).
+EXCEL_DIGITS = 15
+_LONG = 10**EXCEL_DIGITS
+
+
+def _long_number(row: int, column_index: int, headers: list[str], index: int, text: str) -> tuple[str, str]:
+    """The warning for a number Excel cannot hold whole: (column, message naming the cell)."""
+    column = headers[index] if index < len(headers) else f"column_{index + 1}"
+    letters = ""
+    n = column_index + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(65 + rest) + letters
+    return column, (
+        f"cell '{letters}{row}' (column '{column}'): '{text}' has more than {EXCEL_DIGITS} digits; Excel keeps "
+        f"only {EXCEL_DIGITS}, so the last ones may be wrong (format the column as text in Excel)"
+    )

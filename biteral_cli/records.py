@@ -35,6 +35,8 @@ class SourceRow:
     """Header -> value as read: text for CSV/Excel, the JSON type for JSON inputs; empty is ``""``."""
     error: str | None = None
     """Set by the reader when the row itself is broken (bad JSON, too many cells): it is rejected."""
+    warnings: list[tuple[str, str]] | None = None
+    """(column, message) noticed by the reader (a number Excel could not hold whole): sent, warned."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,11 @@ Formula neutralisation: every cell of every CSV this module writes that starts w
 ``-``, ``@``, a tab or a carriage return gets a leading apostrophe (OWASP "CSV injection" advice).
 This includes harmless values such as ``-5`` or ``+34 600 000 000``: telling a harmless number
 from a crafted ``-2+3+cmd|...`` is exactly where such filters fail, and a spreadsheet shows the
-apostrophe-prefixed value as the original text. JSONL reports are written as-is (not a spreadsheet
-format).
+apostrophe-prefixed value as the original text. A cell that already starts with an apostrophe gets
+one more, so the guard is an escape that can be undone exactly: ``unguard`` (applied by the reader
+to every cell and header of a failure report fed back in) removes one leading apostrophe, giving
+back ``-Madrid`` for ``'-Madrid`` and ``'quoted`` for ``''quoted``. JSONL reports are written as-is
+(not a spreadsheet format).
 """
 
 from __future__ import annotations
@@ -37,15 +40,55 @@ ReportFormat = Literal["csv", "jsonl"]
 #: failure report fed back in) is dropped, so re-running on a report never duplicates them.
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What gets the guard: formula starts, and the guard character itself (so it can be undone).
+_GUARDED_STARTS = (*_FORMULA_STARTS, "'")
 #: Below this much free space a report path is refused up front: the run would die mid-way.
 _MIN_FREE_BYTES = 1 << 20
 
 
 def neutralize(value: str) -> str:
-    """Return ``value`` with an apostrophe in front when a spreadsheet would run it as a formula."""
-    if value and value.startswith(_FORMULA_STARTS):
+    """Return ``value`` with an apostrophe in front when a spreadsheet would run it as a formula
+    or when it starts with an apostrophe already (so that ``unguard`` restores it exactly)."""
+    if value and value.startswith(_GUARDED_STARTS):
         return "'" + value
     return value
+
+
+def unguard(value: str) -> str:
+    """Undo ``neutralize``: drop the one leading apostrophe a report put in front of a cell."""
+    return value[1:] if value.startswith("'") else value
+
+
+#: Report file extensions that mean JSON Lines; any other is CSV.
+_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
+def report_format(path: Path, explicit: ReportFormat | None) -> ReportFormat:
+    """The format of a report: ``--failures-format`` when given, else the path's extension (.jsonl or CSV)."""
+    if explicit is not None:
+        return explicit
+    return "jsonl" if path.suffix.lower() in _JSONL_SUFFIXES else "csv"
+
+
+def retire_old_report(path: Path) -> Path | None:
+    """Rename a report left by an earlier run at ``path`` to ``<path>.old``; return the new path, if any.
+
+    A run writes its reports only when a row needs one, so a report left from yesterday would
+    otherwise look like today's after a clean run.
+    """
+    if not path.is_file():
+        return None
+    old = path.with_name(path.name + ".old")
+    try:
+        os.replace(path, old)
+    except OSError as exc:
+        raise ReportError(f"cannot move the earlier report {path} out of the way: {exc.strerror or exc}") from exc
+    return old
+
+
+def display_source(name: str) -> str:
+    """How an input is named in reports and summaries (standard input is ``<stdin>``)."""
+    return "<stdin>" if name == "-" else name
 
 
 def check_writable(path: Path, *, min_free_bytes: int = _MIN_FREE_BYTES) -> None:
@@ -171,7 +214,7 @@ class RowReport:
         )
         out.extend(
             (
-                neutralize(row.source),
+                neutralize(display_source(row.source)),
                 str(row.row),
                 neutralize(stage),
                 neutralize(field),
@@ -190,7 +233,7 @@ class RowReport:
 
     def _write_jsonl(self, file: IO[str], row: SourceRow, stage: str, field: str, error: str) -> None:
         obj = self._masked_cells({k: v for k, v in row.cells.items() if k not in REPORT_COLUMNS})
-        obj.update(_source=row.source, _row=row.row, _stage=stage, _field=field, _error=error)
+        obj.update(_source=display_source(row.source), _row=row.row, _stage=stage, _field=field, _error=error)
         file.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
     def close(self) -> None:
@@ -298,11 +341,19 @@ class Summary:
     aborted: str | None
     """Why the run stopped early (one line), or None when it went to the end."""
     exit_code: int
-    files: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per input: its counts, plus how it was read (format, encoding, delimiter, sheet, notes)."""
     errors: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
     failures_path: str | None = None
     warnings_path: str | None = None
+    warning_reasons: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    """The one-line error that ended the run (exit 2, 3, 130, 143), or None."""
+    resumed: int = 0
+    """Rows confirmed by an earlier run (``--resume``): counted as accepted, not processed again."""
+    old_reports: dict[str, str] = field(default_factory=dict)
+    """Reports of an earlier run moved out of the way: path -> where it went."""
 
     @classmethod
     def from_tally(
@@ -317,9 +368,17 @@ class Summary:
         dry_run: bool = False,
         failures_path: str | None = None,
         warnings_path: str | None = None,
+        error: str | None = None,
+        resumed: int = 0,
+        file_info: dict[str, dict[str, Any]] | None = None,
+        old_reports: dict[str, str] | None = None,
     ) -> Summary:
         """Build the summary from the tally's counts plus the run's own figures."""
         totals = tally.totals
+        info = file_info or {}
+        files = {
+            display_source(name): {**asdict(c), **info.get(name, {})} for name, c in tally.files.items()
+        }
         return cls(
             rows=totals.rows,
             accepted=totals.accepted,
@@ -332,21 +391,37 @@ class Summary:
             duration_s=duration_s,
             aborted=aborted,
             exit_code=exit_code,
-            files={name: asdict(c) for name, c in tally.files.items()},
+            files=files,
             errors=dict(tally.errors),
             dry_run=dry_run,
             failures_path=failures_path,
             warnings_path=warnings_path,
+            warning_reasons=dict(tally.warning_reasons),
+            error=error,
+            resumed=resumed,
+            old_reports=old_reports or {},
+        )
+
+    @classmethod
+    def for_error(cls, message: str, exit_code: int) -> Summary:
+        """The summary of a run that ended before any row was counted (bad options or input, key refused)."""
+        return cls.from_tally(
+            Tally(), batches=0, retries=0, duration_s=0.0, aborted=message, exit_code=exit_code, error=message
         )
 
     @property
     def records_per_second(self) -> float:
-        """Rows handled per second of the run (0.0 when the duration is zero)."""
-        return round(self.rows / self.duration_s, 1) if self.duration_s > 0 else 0.0
+        """Rows this run processed per second (rows an earlier run confirmed do not count; 0.0 at zero duration)."""
+        processed = self.rows - self.resumed
+        return round(processed / self.duration_s, 1) if self.duration_s > 0 else 0.0
 
     def sorted_errors(self) -> list[tuple[str, int]]:
         """Error reasons, most frequent first (ties by reason, for a stable order)."""
-        return sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))
+        return _ranked(self.errors)
+
+    def sorted_warnings(self) -> list[tuple[str, int]]:
+        """Warning reasons, most frequent first (ties by reason, for a stable order)."""
+        return _ranked(self.warning_reasons)
 
     def to_json(self) -> dict[str, Any]:
         """The summary under its stable keys, ready for ``json.dump``."""
@@ -368,6 +443,10 @@ class Summary:
             "warnings_path": self.warnings_path,
             "files": {name: dict(c) for name, c in self.files.items()},
             "errors": dict(self.sorted_errors()),
+            "warning_reasons": dict(self.sorted_warnings()),
+            "error": self.error,
+            "resumed": self.resumed,
+            "old_reports": dict(self.old_reports),
         }
 
     def check(self) -> None:
@@ -409,8 +488,26 @@ def write_summary_json(summary: Summary, path: Path) -> None:
                 os.unlink(tmp_name)
 
 
+def _ranked(reasons: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def _n(value: int) -> str:
     return f"{value:,}"
+
+
+def _reasons_table(title: str, ranked: list[tuple[str, int]], top: int, footer: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    for reason, count in ranked[:top]:
+        table.add_row(Text(reason), _n(count))
+    rest = ranked[top:]
+    if rest:
+        table.add_row(Text(f"… {len(rest)} more reason(s)", style="dim"), _n(sum(count for _, count in rest)))
+    if footer:
+        table.add_row(Text(footer, style="dim"), "")
+    return table
 
 
 def summary_table(summary: Summary, *, top_errors: int = 5) -> Group:
@@ -451,20 +548,21 @@ def summary_table(summary: Summary, *, top_errors: int = 5) -> Group:
             per_file.add_row(Text(name), *(_n(counts.get(key, 0)) for key in _COUNT_KEYS))
         parts.append(per_file)
 
+    if summary.old_reports:
+        for path, old in summary.old_reports.items():
+            figures.add_row("earlier report", Text(f"{path} moved to {old}"))
     ranked = summary.sorted_errors()
     if ranked and top_errors > 0:
-        errors = Table(title="top error reasons", title_justify="left")
-        errors.add_column("reason")
-        errors.add_column("rows", justify="right")
-        for reason, count in ranked[:top_errors]:
-            errors.add_row(Text(reason), _n(count))
-        rest = ranked[top_errors:]
-        if rest:
-            errors.add_row(
-                Text(f"… {len(rest)} more reason(s)", style="dim"),
-                _n(sum(count for _, count in rest)),
-            )
-        parts.append(errors)
+        where = f"every row: {summary.failures_path}" if summary.failures_path else None
+        parts.append(_reasons_table("top error reasons", ranked, top_errors, where))
+    warned = summary.sorted_warnings()
+    if warned and top_errors > 0:
+        where = (
+            f"every row: {summary.warnings_path}"
+            if summary.warnings_path
+            else "every row: run again with --warnings PATH"
+        )
+        parts.append(_reasons_table("top warning reasons", warned, top_errors, where))
     return Group(*parts)
 
 

@@ -91,7 +91,8 @@ class ImportSettings:
     dry_run: bool = False
     # reporting and control
     failures: Path | None = None
-    failures_format: FailuresFormat = "csv"
+    failures_format: FailuresFormat | None = None
+    """csv or jsonl for every report; None: each report follows its path's extension (CSV by default)."""
     warnings: Path | None = None
     summary_json: Path | None = None
     output: Path | None = None
@@ -120,7 +121,7 @@ class ImportSettings:
             raise UsageError(f"--batch-size must be between 1 and 100, not {self.batch_size}")
         if self.max_request_bytes < 1024:
             raise UsageError("--max-request-bytes must be at least 1024")
-        if self.failures_format not in ("csv", "jsonl"):
+        if self.failures_format not in (None, "csv", "jsonl"):
             raise UsageError(f"--failures-format must be csv or jsonl, not {self.failures_format!r}")
         if self.timeout_s <= 0:
             raise UsageError("--timeout must be more than 0 seconds")

@@ -201,6 +201,30 @@ CASES = [
         "failures",
         ("--strict",),
     ),
+    # Issue 12: what a new user hit.
+    Case(
+        "a cp1252 file with UTF-8 lines",
+        "mixed.csv",
+        data("code,country,city\nA1,España,Málaga\n".encode("cp1252") + "A2,España,Málaga\n".encode()),
+        0,
+        '{"code":"A2","country":"ES","city":"Málaga"}',  # España read, not EspaÃ±a
+        "payloads",
+    ),
+    Case(
+        "a colon-separated file",
+        "colon.csv",
+        data(b"id:country:city\nC1:ES:Madrid\n"),
+        2,
+        "pass --delimiter ':'",
+    ),
+    Case(
+        "a Shopify phone with a text marker",
+        "shopify.csv",
+        data(b"Customer ID,Phone\nC1,'+14165550182\n"),
+        0,
+        '"metadata":{"Phone":"+14165550182"}',
+        "payloads",
+    ),
 ]
 
 
@@ -236,3 +260,36 @@ def test_bad_input_gives_its_exit_code_and_a_clear_message(case: Case, tmp_path:
     if case.exit_code == 2:
         # An input error is found before a single row is read into a batch.
         assert not Path("out.jsonl").exists() or Path("out.jsonl").read_bytes() == b""
+
+
+def test_a_bad_value_in_the_config_file_is_blamed_on_the_file() -> None:
+    Path("c.csv").write_text("code\nC1\n", encoding="utf-8")
+    Path("biteral-import.toml").write_text('concurrency = "eight"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["c.csv", "--dry-run"], env={})
+    assert result.exit_code == 2
+    assert "biteral-import.toml: concurrency = 'eight'" in result.output
+    assert "BITERAL_CONCURRENCY" not in result.output
+
+
+def test_a_first_sheet_with_no_usable_column_names_the_other_sheets() -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "Read me"
+    workbook.active.append(["This export was made on Monday"])
+    workbook.create_sheet("Customers").append(["Customer ID", "Country"])
+    workbook.save("book.xlsx")
+    result = CliRunner().invoke(app, ["book.xlsx", "--dry-run"], env={})
+    assert result.exit_code == 2
+    assert "the workbook's other sheets: 'Customers' (choose one with --sheet)" in result.output
+
+
+def test_map_names_how_the_file_was_read_and_suggests_a_delimiter() -> None:
+    Path("p.csv").write_text("name|country\nBob|ES\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["map", "p.csv", "--delimiter", ","], env={})
+    assert result.exit_code == 2
+    assert "pass --delimiter '|'" in result.output
+    Path("ok.csv").write_text("code;country\nC1;ES\n", encoding="cp1252")
+    result = CliRunner().invoke(app, ["map", "ok.csv"], env={})
+    assert result.exit_code == 0, result.output
+    assert "ok.csv: read as csv, encoding utf-8, delimiter ';'" in result.output

@@ -280,25 +280,74 @@ def test_encoding_option_overrides_detection(tmp_path: Path) -> None:
     assert source.encoding == "iso8859-1" and rows[0].cells["nota"] == "Málaga"
 
 
-def test_bytes_invalid_after_the_detected_start_name_their_offset(
+def test_a_cp1252_byte_far_into_a_file_is_found_before_any_row_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reader, "PEEK_BYTES", 64)  # detection looks at the first 64 bytes only
+    # Issue 12 §4: detection looked at the first block only, and the run died at the first
+    # cp1252 byte after it. A file is now checked whole, as bytes, before anything is read.
+    monkeypatch.setattr(reader, "PEEK_BYTES", 64)  # the first block holds 64 bytes only
+    head = b"code,city\n" + b"A1,Madrid\n" * 20
+    path = write(tmp_path, "late.csv", head + "A2,Málaga\n".encode("cp1252"))
+    source, rows = read(path)
+    assert source.encoding == "cp1252"
+    assert rows[-1].cells == {"code": "A2", "city": "Málaga"}
+    assert f"{path}: read as csv, encoding cp1252, delimiter ','" in source.notes
+
+
+def test_a_cp1252_file_with_a_few_utf8_lines_reads_each_line_as_what_it_is(tmp_path: Path) -> None:
+    data = (
+        "code,country,city\nA1,España,Málaga\n".encode("cp1252")
+        + "A2,España,Málaga\n".encode()  # pasted from a UTF-8 source
+        + "A3,Perú,Lima\n".encode("cp1252")
+    )
+    source, rows = read(write(tmp_path, "mixed.csv", data))
+    assert source.encoding == "utf-8+cp1252"
+    assert [row.cells["country"] for row in rows] == ["España", "España", "Perú"]
+    assert [row.cells["city"] for row in rows] == ["Málaga", "Málaga", "Lima"]  # never MÃ¡laga
+    assert any("2 line(s) in cp1252 (line 2, 4)" in note for note in source.notes)
+
+
+def test_a_given_encoding_is_checked_over_the_whole_file_before_any_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader, "PEEK_BYTES", 64)
     head = b"code,city\n" + b"A1,Madrid\n" * 20
     path = write(tmp_path, "late.csv", head + "A2,Málaga\n".encode("cp1252"))
     offset = len(head) + len(b"A2,M") + 1  # 1-based position of the byte 0xE1
-    with open_source(str(path), ReadOptions()) as source:
-        assert source.encoding == "utf-8"
-        rows = source.rows()
-        assert next(rows).cells == {"code": "A1", "city": "Madrid"}  # streamed: early rows come first
-        with pytest.raises(InputError) as caught:
-            list(rows)
-    assert str(caught.value) == f"{path}: not valid utf-8 at byte {offset}; pass --encoding (e.g. cp1252)"
+    with pytest.raises(InputError) as caught:
+        open_source(str(path), ReadOptions(encoding="utf-8"))  # raised on opening: nothing was read
+    assert str(caught.value) == f"{path}: not valid utf-8 at byte {offset} (line 22); check --encoding"
+
+
+def test_on_stdin_a_cp1252_line_after_the_first_block_is_read_not_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "PEEK_BYTES", 64)
+    data = b"code,city\n" + "A0,Córdoba\n".encode() + b"A1,Madrid\n" * 20 + "A2,Málaga\n".encode("cp1252")
+    source, rows = read("-", stdin=io.BytesIO(data), format="csv")
+    assert source.encoding == "utf-8"
+    assert [row.cells["city"] for row in rows][::21] == ["Córdoba", "Málaga"]
+    assert all(row.error is None for row in rows)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_on_stdin_a_line_the_given_encoding_cannot_decode_is_a_rejected_row(fmt: str) -> None:
+    lines = (
+        [b"code,city", "A1,Málaga".encode(), "A2,Málaga".encode("cp1252"), b"A3,Lima"]
+        if fmt == "csv"
+        else [
+            '{"code":"A1","city":"Málaga"}'.encode(),
+            '{"code":"A2","city":"Málaga"}'.encode("cp1252"),
+            b'{"code":"A3"}',
+        ]
+    )
+    _, rows = read("-", stdin=io.BytesIO(b"\n".join(lines) + b"\n"), format=fmt, encoding="utf-8")
+    line = 3 if fmt == "csv" else 2
+    assert [row.error for row in rows] == [None, f"line {line}: not valid utf-8 (byte 0xE1); check --encoding", None]
+    assert rows[0].cells["city"] == "Málaga"
 
 
 def test_wrong_encoding_option_is_an_error_not_replacement_characters(tmp_path: Path) -> None:
     path = write(tmp_path, "w.csv", "code,city\nA1,Málaga\n", encoding="cp1252")
-    with pytest.raises(InputError, match=r"not valid utf-8 at byte 15; check --encoding"):
+    with pytest.raises(InputError, match=r"not valid utf-8 at byte 15 \(line 2\); check --encoding"):
         read(path, encoding="utf-8")
 
 
@@ -709,7 +758,8 @@ def test_any_table_reads_back_with_detected_delimiter_and_encoding(
     table = data.draw(tables(alphabet, 2))
     data_bytes = csv_bytes(table, delimiter, encoding)
     source, rows = read("-", stdin=io.BytesIO(data_bytes), format="csv")
-    expected = "utf-8" if encoding == "cp1252" and data_bytes.isascii() else encoding  # ASCII is both
+    # Standard input cannot be checked ahead: non-UTF-8 text is read UTF-8 first, cp1252 where it is not.
+    expected = encoding if encoding != "cp1252" else "utf-8" if data_bytes.isascii() else "utf-8+cp1252"
     assert (source.delimiter, source.encoding) == (delimiter, expected)
     assert source.headers == table[0]
     assert [list(row.cells.values()) for row in rows] == table[1:]
@@ -731,3 +781,61 @@ def test_json_lone_surrogate_escapes_are_rejected_rows_and_pairs_are_kept(tmp_pa
         rows = list(source.rows())
     assert rows[0].error == "element 1: a lone UTF-16 surrogate escape (such as \\ud800) is not text"
     assert rows[1].cells == {"code": "B"}
+
+
+# --- issue 12 §3: spreadsheet text markers --------------------------------------------------------
+
+
+def test_a_spreadsheet_text_marker_before_a_plus_or_a_digit_is_removed_with_a_note(tmp_path: Path) -> None:
+    path = write(tmp_path, "shopify.csv", "Customer ID,Phone,Note\n'00123,'+14165550182,'quoted\nC2,'416,''+1\n")
+    source, rows = read(path)
+    assert cells(rows) == [
+        {"Customer ID": "00123", "Phone": "+14165550182", "Note": "'quoted"},  # 'q is data, not a marker
+        {"Customer ID": "C2", "Phone": "416", "Note": "''+1"},  # two apostrophes are data too
+    ]
+    marker_notes = [note for note in source.notes if "text marker" in note]
+    assert len(marker_notes) == 2  # one per column, not one per cell
+    assert any("'Phone'" in note and "('+14165550182 -> +14165550182)" in note for note in marker_notes)
+
+
+def test_text_markers_in_a_workbook_are_removed_too(tmp_path: Path) -> None:
+    path = make_xlsx(tmp_path / "book.xlsx", [["Customer ID", "Phone"], ["C1", "'+34600000000"]])
+    _, rows = read(path)
+    assert cells(rows) == [{"Customer ID": "C1", "Phone": "+34600000000"}]
+
+
+# --- issue 12 §6: Excel numbers, empty first sheets, one-column headers ------------------------------
+
+
+def test_excel_integers_are_never_in_scientific_notation_and_long_ones_warn_naming_the_cell(tmp_path: Path) -> None:
+    path = make_xlsx(
+        tmp_path / "ids.xlsx", [["Customer ID", "Account"], ["C1", 12345678901234567890], ["C2", 123456789012345]]
+    )
+    _, rows = read(path)
+    assert rows[0].cells["Account"] == "12345678901234600000"  # Excel shows 15 digits, never 1.2345678901234567e+19
+    assert rows[1].cells["Account"] == "123456789012345"
+    assert rows[0].warnings is not None
+    column, message = rows[0].warnings[0]
+    assert column == "Account" and "cell 'B2'" in message and "more than 15 digits" in message
+    assert rows[1].warnings is None  # 15 digits fit
+
+
+def test_an_empty_first_sheet_names_the_other_sheets(tmp_path: Path) -> None:
+    path = make_xlsx(tmp_path / "b.xlsx", [], title="Cover", extra_sheet="Customers")
+    with pytest.raises(InputError, match=r"sheet 'Cover' is empty; the workbook's other sheets: 'Customers' \(choose"):
+        read(path)
+
+
+def test_a_one_column_header_holding_a_delimiter_suggests_it(tmp_path: Path) -> None:
+    source, _ = read(write(tmp_path, "p.csv", "code|country\nC1|ES\n"), delimiter=",")
+    assert any("pass --delimiter '|'" in note for note in source.notes)
+    assert "pass --delimiter '|'" in source.hint()
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5])
+def test_the_whole_file_check_never_splits_a_character_between_blocks(block: int) -> None:
+    from biteral_cli.encodings import scan_utf8
+
+    one_line_json = '[{"A":"\x80€😀ñ"}]'.encode()  # no newline: blocks are cut by character
+    scan = scan_utf8(io.BytesIO(one_line_json), display="x.json", block=block)
+    assert scan.encoding(bom=False) == "utf-8"

@@ -6,9 +6,10 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -44,6 +45,10 @@ STABLE_KEYS = {
     "dry_run",
     "failures_path",
     "warnings_path",
+    "warning_reasons",
+    "error",
+    "resumed",
+    "old_reports",
 }
 
 
@@ -396,3 +401,315 @@ def test_summary_line() -> None:
     assert summary_line(make_summary(aborted="API unavailable", exit_code=3)).endswith(
         "(exit 3, aborted: API unavailable)"
     )
+
+
+# --- issue 12 §3: the failure report's round trip gives back the same payload -------------------
+
+ROUND_TRIP_HEADERS = ["code", "country", "city", "Phone", "Notes"]
+
+
+def _write_input(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(ROUND_TRIP_HEADERS)
+        writer.writerows(rows)
+
+
+def _dry_run(in_dir: Path, source: Path, name: str) -> tuple[list[dict[str, object]], list[str]]:
+    """Payloads a dry run of ``source`` would send, and the errors of the rows it rejects."""
+    from typer.testing import CliRunner
+
+    from biteral_cli.cli import app
+
+    payloads = in_dir / f"{name}.payloads.jsonl"
+    failures = in_dir / f"{name}.failures.jsonl"
+    result = CliRunner().invoke(
+        app, [str(source), "--dry-run", "--output", str(payloads), "--failures", str(failures), "--quiet"]
+    )
+    assert result.exit_code in (0, 1), result.output
+    sent = [json.loads(line) for line in payloads.read_text(encoding="utf-8").splitlines()]
+    rejected = (
+        [json.loads(line)["_error"] for line in failures.read_text(encoding="utf-8").splitlines()]
+        if failures.exists()
+        else []
+    )
+    return sent, rejected
+
+
+def _report_of(source: Path, report_path: Path) -> None:
+    """Write every row of ``source`` to a CSV failure report, as a run whose rows all failed would."""
+    from biteral_cli.reader import ReadOptions, open_source
+
+    with open_source(str(source), ReadOptions()) as opened, RowReport(
+        report_path, columns=opened.headers
+    ) as report:
+        for row in opened.rows():
+            report.add(row, stage="api", field="", error="gave up after 6 attempts: API answered 503")
+
+
+_PREFIXES = st.sampled_from(["", "", "'", "''", "=", "+", "-", "@", "'-", "'+", "'0", "\t", "-'"])
+_TEXT = st.text(alphabet="abcñé0123456789 +-=@'.,;", max_size=10)
+_CELL = st.builds(lambda prefix, text: prefix + text, _PREFIXES, _TEXT)
+
+
+@given(rows=st.lists(st.lists(_CELL, min_size=5, max_size=5), min_size=1, max_size=4))
+@settings(max_examples=40, deadline=None)
+def test_any_row_through_a_failure_report_and_back_gives_the_same_payload(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]]
+) -> None:
+    assume(any(any(row) for row in rows))  # a file of empty lines has no row to report
+    in_dir = tmp_path_factory.mktemp("round")
+    original = in_dir / "customers.csv"
+    _write_input(original, rows)
+    report = in_dir / "customers.failures.csv"
+    _report_of(original, report)
+    assert _dry_run(in_dir, report, "again") == _dry_run(in_dir, original, "first")
+
+
+def test_guarded_cells_of_every_column_come_back_without_the_guard(in_tmp: Path) -> None:
+    # The cells the issue names: a city, a metadata number and a phone, all formula-like.
+    original = in_tmp / "customers.csv"
+    _write_input(original, [["-C1", "ES", "-Madrid", "+34600000000", "-25.50"]])
+    report = in_tmp / "customers.failures.csv"
+    _report_of(original, report)
+    assert "'-Madrid" in report.read_text(encoding="utf-8-sig")  # the guard is in the report
+    sent, _ = _dry_run(in_tmp, report, "again")
+    assert sent == [
+        {"code": "-C1", "country": "ES", "city": "-Madrid", "metadata": {"Phone": "+34600000000", "Notes": "-25.50"}}
+    ]
+
+
+def test_a_real_leading_apostrophe_survives_the_round_trip(in_tmp: Path) -> None:
+    original = in_tmp / "customers.csv"
+    _write_input(original, [["C1", "ES", "'t Hoff", "", "'quoted'"]])
+    report = in_tmp / "customers.failures.csv"
+    _report_of(original, report)
+    assert "''t Hoff" in report.read_text(encoding="utf-8-sig")  # doubled: the guard is an escape
+    sent, _ = _dry_run(in_tmp, report, "again")
+    assert sent[0]["city"] == "'t Hoff"
+    assert sent[0]["metadata"] == {"Notes": "'quoted'"}
+
+
+def test_a_guarded_header_comes_back_as_written(in_tmp: Path) -> None:
+    original = in_tmp / "customers.csv"
+    original.write_text("code,-score\nC1,5\n", encoding="utf-8")
+    report = in_tmp / "customers.failures.csv"
+    _report_of(original, report)
+    sent, _ = _dry_run(in_tmp, report, "again")
+    assert sent == [{"code": "C1", "metadata": {"-score": "5"}}]
+
+
+@pytest.mark.parametrize("value", ["-5", "'x", "''", "'", "=A1", "plain"])
+def test_unguard_undoes_neutralize(value: str) -> None:
+    from biteral_cli.report import unguard
+
+    assert unguard(neutralize(value)) == value
+
+
+# --- issue 12 §4 and §5: reports and summaries a script can rely on ------------------------------
+
+
+def _cli(*args: str, input: bytes | None = None) -> Any:
+    from typer.testing import CliRunner
+
+    from biteral_cli.cli import app
+
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def test_a_report_left_by_an_earlier_run_is_moved_to_old_and_the_summary_says_so(in_tmp: Path) -> None:
+    Path("customers.csv").write_text("code,country\nC1,ES\n", encoding="utf-8")
+    Path("customers.failures.csv").write_text("code,_error\nX,yesterday\n", encoding="utf-8")
+    Path("w.csv").write_text("code,_error\nY,yesterday\n", encoding="utf-8")
+    result = _cli("customers.csv", "--dry-run", "--warnings", "w.csv", "--summary-json", "s.json")
+    assert result.exit_code == 0, result.output
+    assert not Path("customers.failures.csv").exists() and not Path("w.csv").exists()  # a clean run: no report
+    assert "yesterday" in Path("customers.failures.csv.old").read_text(encoding="utf-8")
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["old_reports"] == {"customers.failures.csv": "customers.failures.csv.old", "w.csv": "w.csv.old"}
+    assert "customers.failures.csv.old" in result.output
+
+
+def test_report_formats_follow_their_extension_unless_the_format_is_given(in_tmp: Path) -> None:
+    Path("in.csv").write_text("code,country\nC1,Spian\n,ES\n", encoding="utf-8")  # one warning, one rejected
+    result = _cli("in.csv", "--dry-run", "--failures", "x.jsonl", "--warnings", "y.csv")
+    assert result.exit_code == 1, result.output
+    assert json.loads(Path("x.jsonl").read_text(encoding="utf-8"))["_stage"] == "validate"
+    assert read_csv(Path("y.csv"))[0]["country"] == "Spian"
+    result = _cli("in.csv", "--dry-run", "--failures", "x.jsonl", "--warnings", "y.csv", "--failures-format", "csv")
+    assert read_csv(Path("x.jsonl"))[0]["_field"] == "code"  # told: CSV whatever the name
+    result = _cli("in.csv", "--dry-run", "--failures", "x.txt", "--warnings", "y.jsonl", "--failures-format", "jsonl")
+    assert json.loads(Path("y.jsonl").read_text(encoding="utf-8"))["country"] == "Spian"
+    assert json.loads(Path("x.txt").read_text(encoding="utf-8"))["_field"] == "code"
+
+
+def test_summary_json_is_written_when_the_run_ends_with_exit_2(in_tmp: Path) -> None:
+    result = _cli("missing.csv", "--dry-run", "--summary-json", "s.json")
+    assert result.exit_code == 2
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 2 and summary["rows"] == 0
+    assert "missing.csv: no such file" in summary["error"] and summary["aborted"] == summary["error"]
+    result = _cli("missing.csv", "--dry-run", "--json")
+    assert json.loads(result.stdout)["exit_code"] == 2
+
+
+def test_summary_json_is_written_when_the_key_is_refused_with_exit_3(in_tmp: Path, sandbox: Any) -> None:
+    import os
+
+    Path("c.csv").write_text("code\nC1\n", encoding="utf-8")
+    os.environ["BITERAL_API_KEY"] = "not-the-key"
+    try:
+        result = _cli("c.csv", "--api-url", sandbox.url, "--summary-json", "s.json")
+    finally:
+        del os.environ["BITERAL_API_KEY"]
+    assert result.exit_code == 3, result.output
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 3 and summary["error"] and summary["aborted"]
+
+
+def test_records_per_second_counts_only_rows_processed_in_this_run(
+    in_tmp: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biteral_cli import importer
+
+    long_code = "x" * 300  # rejected before sending: with --max-errors 0 it stops the first run
+    lines = [f"R{i:03d},ES" for i in range(1, 41)]
+    lines[29] = f"{long_code},ES"
+    Path("c.csv").write_text("code,country\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setenv("BITERAL_API_KEY", sandbox.api_key)
+    base = ("c.csv", "--api-url", sandbox.url, "--batch-size", "5", "--concurrency", "1")
+    first = _cli(*base, "--max-errors", "0")
+    assert first.exit_code == 3, first.output
+    ticks = iter([100.0, 102.0])  # the resumed run lasts exactly 2 s on the injected clock
+    monkeypatch.setattr(importer, "_clock", lambda: next(ticks))
+    second = _cli(*base, "--resume", "--summary-json", "s.json")
+    assert second.exit_code == 1, second.output
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["rows"] == 40 and summary["resumed"] > 0
+    assert summary["records_per_second"] == (40 - summary["resumed"]) / 2
+
+
+def test_summary_table_shows_top_warning_reasons_and_where_to_read_them_all() -> None:
+    tally = Tally()
+    tally.add("a.csv", "accepted")
+    tally.warn("a.csv", "country: not a known country", 3)
+    tally.warn("a.csv", "gender: M is ambiguous", 1)
+    common = {"batches": 1, "retries": 0, "duration_s": 1.0, "aborted": None, "exit_code": 0}
+    text = render(summary_table(Summary.from_tally(tally, **common)))  # type: ignore[arg-type]
+    assert "top warning reasons" in text and "country: not a known country" in text
+    assert "--warnings PATH" in text
+    text = render(summary_table(Summary.from_tally(tally, warnings_path="w.csv", **common)))  # type: ignore[arg-type]
+    assert "every row: w.csv" in text
+
+
+def test_summary_json_names_how_each_file_was_read_and_never_sends_mojibake(in_tmp: Path) -> None:
+    data = "code;country;city\nA1;España;Málaga\n".encode("cp1252") + "A2;España;Málaga\n".encode()
+    Path("mixed.csv").write_bytes(data)
+    result = _cli("mixed.csv", "--dry-run", "--output", "out.jsonl", "--summary-json", "s.json")
+    assert result.exit_code == 0, result.output
+    sent = Path("out.jsonl").read_text(encoding="utf-8")
+    assert "Ã" not in sent and sent.count('"city":"Málaga"') == 2
+    info = json.loads(Path("s.json").read_text(encoding="utf-8"))["files"]["mixed.csv"]
+    assert (info["format"], info["encoding"], info["delimiter"], info["sheet"]) == ("csv", "utf-8+cp1252", ";", None)
+    assert "mixed.csv: read as csv, encoding utf-8+cp1252, delimiter ';'" in result.output
+
+
+def test_rows_from_stdin_show_stdin_as_their_source(in_tmp: Path) -> None:
+    result = _cli("-", "--dry-run", "--format", "csv", "--summary-json", "s.json", input=b"code,country\n,ES\n")
+    assert result.exit_code == 1, result.output
+    assert read_csv(Path("stdin.failures.csv"))[0]["_source"] == "<stdin>"
+    assert list(json.loads(Path("s.json").read_text(encoding="utf-8"))["files"]) == ["<stdin>"]
+
+
+# --- issue 12 §6: progress bar, --verbose lines, NO_COLOR, Excel warnings ------------------------
+
+
+def _bar_lines(no_color: bool, monkeypatch: pytest.MonkeyPatch) -> str:
+    import io
+
+    from biteral_cli.progress import Progress
+    from biteral_cli.report import FileCounts
+
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, force_terminal=True, color_system="truecolor")
+    progress = Progress.start(console, enabled=True, total=4_000_000)
+    assert progress.mode == "bar"  # NO_COLOR leaves the bar on a terminal, uncoloured
+    tally = Tally()
+    tally.files["big.csv"] = FileCounts(rows=3_000_000, accepted=1_000_000, rejected=1_000_000, failed=1_000_000)
+    progress.update(tally, 1_234_567, sent=9_999_999)
+    progress.finish()
+    return buffer.getvalue()
+
+
+def test_the_progress_bar_fits_80_columns_with_million_row_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _bar_lines(False, monkeypatch))
+    lines = [line for line in shown.replace("\r", "\n").split("\n") if line.strip()]
+    assert lines and all(len(line) <= 80 for line in lines), lines
+    assert "…" not in lines[-1]  # nothing cut off to make it fit
+    assert "ok 1000000 rej 1000000 fail 1000000 retry 1234567" in lines[-1]
+
+
+def test_no_color_turns_off_colours_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    colour = re.compile(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7])[;m]")
+    assert colour.search(_bar_lines(False, monkeypatch)) is not None
+    assert colour.search(_bar_lines(True, monkeypatch)) is None
+
+
+def test_verbose_lines_carry_iso_timestamps_and_are_not_wrapped(in_tmp: Path, sandbox: Any) -> None:
+    import re
+
+    Path("c.csv").write_text("code,city\n" + "".join(f"C{i},{'Valladolid ' * 12}\n" for i in range(3)), "utf-8")
+    import os
+
+    os.environ["BITERAL_API_KEY"] = sandbox.api_key
+    try:
+        result = _cli("c.csv", "--api-url", sandbox.url, "-v", "--batch-size", "1")
+    finally:
+        del os.environ["BITERAL_API_KEY"]
+    assert result.exit_code == 0, result.output
+    logged = [line for line in result.stderr.splitlines() if " DEBUG " in line]
+    assert len(logged) >= 4  # GET /status and one POST per customer
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d DEBUG ")
+    assert all(iso.match(line) for line in logged), logged
+    assert any("POST /customers -> 200" in line for line in logged)
+
+
+def test_a_long_excel_number_is_a_warning_in_the_summary_and_the_warning_report(in_tmp: Path) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Customer ID", "Account"])
+    workbook.active.append(["C1", 12345678901234567890])
+    workbook.save("ids.xlsx")
+    result = _cli("ids.xlsx", "--dry-run", "--warnings", "w.csv", "--output", "out.jsonl", "--summary-json", "s.json")
+    assert result.exit_code == 0, result.output
+    assert "e+19" not in Path("out.jsonl").read_text(encoding="utf-8")
+    warned = read_csv(Path("w.csv"))
+    assert warned[0]["_field"] == "Account" and "cell 'B2'" in warned[0]["_error"]
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["warnings"] == 1 and summary["files"]["ids.xlsx"]["sheet"] == "Sheet"
+
+
+def test_summary_json_is_written_when_the_config_file_is_refused(in_tmp: Path) -> None:
+    Path("c.csv").write_text("code\nC1\n", encoding="utf-8")
+    Path("biteral-import.toml").write_text("concurrency = [1]\n", encoding="utf-8")
+    result = _cli("c.csv", "--dry-run", "--summary-json", "s.json")
+    assert result.exit_code == 2
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 2 and "biteral-import.toml: concurrency" in summary["error"]
+
+
+def test_summary_json_is_written_when_an_option_value_is_refused(in_tmp: Path) -> None:
+    Path("c.csv").write_text("code\nC1\n", encoding="utf-8")
+    result = _cli("c.csv", "--dry-run", "--concurrency", "many", "--summary-json", "s.json")
+    assert result.exit_code == 2
+    summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
+    assert summary["exit_code"] == 2 and "--concurrency" in summary["error"]
