@@ -224,6 +224,7 @@ CASES = [
         0,
         '"metadata":{"Phone":"+14165550182"}',
         "payloads",
+        ("--personal-data", "include"),  # a phone is personal data: only sent when asked
     ),
 ]
 

@@ -424,7 +424,10 @@ def _dry_run(in_dir: Path, source: Path, name: str) -> tuple[list[dict[str, obje
     payloads = in_dir / f"{name}.payloads.jsonl"
     failures = in_dir / f"{name}.failures.jsonl"
     result = CliRunner().invoke(
-        app, [str(source), "--dry-run", "--output", str(payloads), "--failures", str(failures), "--quiet"]
+        # Phones and notes are personal data, kept home by default: include them to see them round-trip.
+        app,
+        [str(source), "--dry-run", "--output", str(payloads), "--failures", str(failures), "--quiet"]
+        + ["--personal-data", "include"],
     )
     assert result.exit_code in (0, 1), result.output
     sent = [json.loads(line) for line in payloads.read_text(encoding="utf-8").splitlines()]
