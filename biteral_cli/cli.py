@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .errors import BiteralImportError, ConfigError, UsageError
 from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors
-from .uploader import RateLimit, Secret
+from .uploader import RateLimit, Secret, parse_duration
 
 CONFIG_NAME = "biteral-import.toml"
 COMMANDS = ("import", "map", "sandbox")
@@ -302,6 +302,15 @@ def import_command(
             help="Retries of a request on 429, 5xx, timeouts and connection errors.",
         ),
     ] = 5,
+    max_wait: Annotated[
+        str,
+        _opt(
+            "--max-wait",
+            metavar="DURATION",
+            help="Longest total wait on the API's 429 answers (600, 10m, 1h); beyond it the run stops "
+            "(exit 3) to be resumed.",
+        ),
+    ] = "10m",
     timeout: Annotated[
         float,
         _opt("--timeout", help="Seconds to wait for one response."),
@@ -435,6 +444,7 @@ def import_command(
             max_request_bytes=max_request_bytes,
             rate=RateLimit.parse(rate) if rate else None,
             max_retries=max_retries,
+            max_wait_s=parse_duration(max_wait, "--max-wait"),
             timeout_s=timeout,
             allow_insecure_http=allow_insecure_http,
             dry_run=dry_run,
@@ -557,6 +567,10 @@ def sandbox_command(
     ] = 0,
     error_rate: Annotated[float, typer.Option("--error-rate", help="Fraction of requests answered 500/503.")] = 0.0,
     rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second before 429.")] = None,
+    daily_quota: Annotated[
+        int | None,
+        typer.Option("--daily-quota", help="Requests a UTC day; then 429 with Retry-After until midnight UTC."),
+    ] = None,
     latency_jitter_ms: Annotated[float, typer.Option("--latency-jitter-ms", help="Random extra latency, 0..N ms.")] = 0,
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", help="Largest request body; larger ones get 413.")
@@ -589,6 +603,7 @@ def sandbox_command(
             latency_jitter_ms=latency_jitter_ms,
             error_rate=error_rate,
             rate_limit=rate_limit,
+            daily_quota=daily_quota,
             max_body_bytes=max_body_bytes,
             drop_response_rate=drop_response_rate,
             drop_response_delay_s=drop_response_delay,

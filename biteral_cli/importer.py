@@ -56,7 +56,7 @@ from .report import (
 )
 from .settings import ImportSettings
 from .state import SyncState, fingerprint, shard_of
-from .uploader import FieldError, Item, Secret, UploadSettings, check_status, upload
+from .uploader import FieldError, Item, Secret, UploadResult, UploadSettings, check_status, upload
 
 log = logging.getLogger("biteral_cli.import")
 
@@ -135,6 +135,7 @@ class Run:
         self.error: BiteralImportError | None = None
         self.retries = 0
         self.batches_sent = 0
+        self.settled_rate: float | None = None
         self.seen_codes = SeenCodes()
         self.shown_codes: list[str] = []
         self.processed = 0
@@ -162,7 +163,8 @@ class Run:
         self.tally.add(row.source, "failed", reason)
         assert self.failures is not None
         self.failures.add(row, stage="api", field="", error=reason)
-        self._count_bad()
+        if not reason.startswith("not sent"):  # rows an abort left unsent are not errors of their own
+            self._count_bad()
 
     def halt(self, reason: str, error: BiteralImportError | None = None, exit_code: int | None = None) -> None:
         """Stop taking new rows; in-flight requests finish; the first reason given wins."""
@@ -361,11 +363,13 @@ async def _send(run: Run, sources: Sequence[tuple[Source, Mapping]], endpoint: E
                 run.tally.add(item.ref.row.source, "accepted")
             run._advance(len(batch))
         return
+    result = UploadResult()
     try:
-        result = await upload(stream, upload_settings(settings, endpoint), run, stop=run.stop)
-        run.batches_sent += result.batches
+        await upload(stream, upload_settings(settings, endpoint), run, stop=run.stop, result=result)
     except AbortError as exc:
         run.halt(str(exc), exc)
+    run.batches_sent += result.batches
+    run.settled_rate = result.settled_rate
     # Rows already read but not handed to the uploader (a partial batch) were never sent.
     reason = f"not sent: {run.stop_reason}" if run.stop_reason else "not sent"
     for batch in stream:
@@ -456,6 +460,7 @@ def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSetti
         api_key=endpoint.key,
         concurrency=settings.concurrency,
         max_retries=settings.max_retries,
+        max_wait_s=settings.max_wait_s,
         rate=settings.rate,
         timeout_s=settings.timeout_s,
         allow_insecure_http=settings.allow_insecure_http,
@@ -539,6 +544,7 @@ def _run(
         run.tally,
         batches=run.batches_sent,
         retries=run.retries,
+        settled_rate=run.settled_rate,
         duration_s=duration,
         aborted=run.stop_reason,
         exit_code=exit_code,

@@ -265,6 +265,8 @@ class Summary:
     dry_run: bool = False
     failures_path: str | None = None
     warnings_path: str | None = None
+    settled_rate: float | None = None
+    """Requests per second the run learned from the API's 429s; None when none came."""
 
     @classmethod
     def from_tally(
@@ -279,6 +281,7 @@ class Summary:
         dry_run: bool = False,
         failures_path: str | None = None,
         warnings_path: str | None = None,
+        settled_rate: float | None = None,
     ) -> Summary:
         """Build the summary from the tally's counts plus the run's own figures."""
         totals = tally.totals
@@ -299,6 +302,7 @@ class Summary:
             dry_run=dry_run,
             failures_path=failures_path,
             warnings_path=warnings_path,
+            settled_rate=settled_rate,
         )
 
     @property
@@ -321,6 +325,7 @@ class Summary:
             "warnings": self.warnings,
             "batches": self.batches,
             "retries": self.retries,
+            "settled_rate": self.settled_rate,
             "duration_s": round(self.duration_s, 3),
             "records_per_second": self.records_per_second,
             "aborted": self.aborted,
@@ -393,6 +398,8 @@ def summary_table(summary: Summary, *, top_errors: int = 5) -> Group:
         ("retries", summary.retries),
     ):
         figures.add_row(label, _n(value))
+    if summary.settled_rate is not None:
+        figures.add_row("settled rate", f"{summary.settled_rate:,.2f} requests/s (learned from 429s)")
     figures.add_row("duration", f"{summary.duration_s:,.1f} s")
     figures.add_row("records per second", f"{summary.records_per_second:,.1f}")
     figures.add_row("exit code", str(summary.exit_code))
