@@ -56,7 +56,16 @@ from .report import (
 )
 from .settings import ImportSettings
 from .state import SyncState, fingerprint, shard_of
-from .uploader import FieldError, Item, Secret, UploadResult, UploadSettings, check_status, upload
+from .uploader import (
+    FieldError,
+    Item,
+    RateLearner,
+    Secret,
+    UploadResult,
+    UploadSettings,
+    check_status,
+    upload,
+)
 
 log = logging.getLogger("biteral_cli.import")
 
@@ -136,6 +145,7 @@ class Run:
         self.retries = 0
         self.batches_sent = 0
         self.settled_rate: float | None = None
+        self.learner = RateLearner()  # GET /status and the upload count against the same API limit
         self.seen_codes = SeenCodes()
         self.shown_codes: list[str] = []
         self.processed = 0
@@ -365,7 +375,9 @@ async def _send(run: Run, sources: Sequence[tuple[Source, Mapping]], endpoint: E
         return
     result = UploadResult()
     try:
-        await upload(stream, upload_settings(settings, endpoint), run, stop=run.stop, result=result)
+        await upload(
+            stream, upload_settings(settings, endpoint), run, stop=run.stop, result=result, learner=run.learner
+        )
     except AbortError as exc:
         run.halt(str(exc), exc)
     run.batches_sent += result.batches
@@ -446,7 +458,7 @@ def run_import(
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
-            asyncio.run(_check(settings, endpoint))
+            asyncio.run(_check(settings, endpoint, run.learner))
         summary = _run(run, stack, sources, endpoint)
         if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
             show_stored(out, endpoint, run.shown_codes)
@@ -467,10 +479,10 @@ def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSetti
     )
 
 
-async def _check(settings: ImportSettings, endpoint: Endpoint) -> dict[str, Any]:
+async def _check(settings: ImportSettings, endpoint: Endpoint, learner: RateLearner | None = None) -> dict[str, Any]:
     # A wrong key or URL must fail in seconds, whatever --timeout allows a big batch.
     quick = dataclasses.replace(upload_settings(settings, endpoint), timeout_s=min(settings.timeout_s, 10.0))
-    return await check_status(quick)
+    return await check_status(quick, learner)
 
 
 def check_api(settings: ImportSettings) -> tuple[Endpoint, dict[str, Any]]:

@@ -631,26 +631,31 @@ def test_rate_learner_drops_once_per_episode_and_climbs_back_to_the_ceiling() ->
     vt = VirtualTime()
     learner = RateLearner(vt.monotonic)
     assert learner.rate is None and learner.settled is None  # no limit before the first 429
-    for k in range(5):
-        learner.on_accepted(vt.t - 0.5 + 0.1 * k)  # the API took 5 in the last second
-    learner.on_throttled(vt.t, 1.0)
+    learner.on_sent(vt.t - 3)  # long gone from the API's window
+    for k in range(6):
+        learner.on_sent(vt.t - 0.5 + 0.1 * k)  # 5 taken in the last second, and the one refused
+    learner.on_throttled(vt.t - 0.5 + 0.1 * 5, 1.0)
     assert learner.ceiling == pytest.approx(5.0)
     assert learner.rate == pytest.approx(5.0 * RateLearner.BETA)
     sent_before = vt.t - 0.01
     vt.t += 0.1
+    learner.on_sent(sent_before)
     learner.on_throttled(sent_before, 1.0)  # in flight when the first 429 came: same episode
     assert learner.rate == pytest.approx(5.0 * RateLearner.BETA) and learner.episodes == 1
     vt.t += RateLearner.RECOVERY_S / 2
-    learner.on_accepted(vt.t)
+    learner.on_accepted()
     assert 5.0 * RateLearner.BETA < learner.rate < 5.0  # climbing back, still below the ceiling
     vt.t += RateLearner.RECOVERY_S / 2
-    learner.on_accepted(vt.t)
+    learner.on_accepted()
     assert learner.rate == pytest.approx(5.0, abs=0.01)  # flat at the ceiling
-    vt.t += 5
-    learner.on_accepted(vt.t)
-    assert 5.0 < learner.rate < 5.1  # then probing above it, gently
+    vt.t += RateLearner.PROBE_S / 2
+    learner.on_accepted()
+    assert 5.0 < learner.rate < 5.2  # then probing above it, gently at first
+    vt.t += RateLearner.PROBE_S / 2
+    learner.on_accepted()
+    assert learner.rate == pytest.approx(5.0 * 1.25, rel=0.02)  # a quarter above it after PROBE_S
     vt.t += 3 * RateLearner.RECOVERY_S
-    learner.on_accepted(vt.t)
+    learner.on_accepted()
     assert learner.rate is None and learner.settled == pytest.approx(5.0)  # the limit is gone
 
 
