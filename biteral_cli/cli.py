@@ -299,7 +299,7 @@ def import_command(
         int,
         _opt(
             "--max-retries",
-            help="Retries of a request on 429, 5xx, timeouts and connection errors.",
+            help="Retries of a request on 5xx, timeouts and connection errors (a 429 waits within --max-wait).",
         ),
     ] = 5,
     max_wait: Annotated[
@@ -406,7 +406,7 @@ def import_command(
     """Import customers from FILE... into Biteral.
 
     Exit codes: 0 all rows accepted; 1 finished, some rows rejected or failed; 2 usage, input or
-    configuration error (nothing sent); 3 aborted (key refused, API unreachable, --max-errors);
+    configuration error (nothing sent); 3 aborted (key refused, API unreachable, quota used up, --max-errors);
     130/143 interrupted (Ctrl-C / SIGTERM; continue with --resume).
     """
     from .importer import run_import
