@@ -344,6 +344,7 @@ def test_a_lost_response_is_retried_safely_and_counted_once(db_sandbox: Callable
     figures = summary()
     assert_counts_add_up(figures, 400)
     assert (figures["accepted"], figures["failed"]) == (400, 0)
+    assert figures["settled_rate"] is None  # no 429 came, so nothing was learned
     assert lossy.stats.dropped_responses > 0 and figures["retries"] >= lossy.stats.dropped_responses
     # Stored once each: the retried batches changed nothing the first attempt had not stored.
     assert lossy.stats.stored_writes == 400
@@ -368,6 +369,19 @@ def test_an_unwritable_report_path_fails_before_anything_is_sent(
     result = CliRunner().invoke(app, ["in.csv", "--api-url", api.url, option, path], env={"BITERAL_API_KEY": KEY})
     assert result.exit_code == 2, result.output
     assert fragment in result.output and "Traceback" not in result.output
+    assert api.stats.requests == 0
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "10 days"])
+def test_a_bad_max_wait_is_refused_before_anything_is_sent(
+    sandbox_factory: Callable[..., RunningSandbox], value: str
+) -> None:
+    write_input(Path("in.csv"), 20)
+    api = sandbox_factory()
+    args = ["in.csv", "--api-url", api.url, "--max-wait", value]
+    result = CliRunner().invoke(app, args, env={"BITERAL_API_KEY": KEY})
+    assert result.exit_code == 2, result.output
+    assert "--max-wait" in result.output and "Traceback" not in result.output
     assert api.stats.requests == 0
 
 

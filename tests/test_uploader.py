@@ -267,14 +267,17 @@ def test_413_splits_and_a_single_oversized_record_is_rejected() -> None:
 
 
 def test_429_retry_after_is_honoured_and_all_records_land() -> None:
-    items = customers(40)
+    # One request a second: the second request of the opening burst is refused on any machine.
+    items = customers(12)
     rec = Recorder()
-    with running_sandbox(SandboxSettings(api_key=KEY, rate_limit=5)) as sb:
-        result = run(chunks(items, 2), settings_for(sb, concurrency=4), rec)
+    with running_sandbox(SandboxSettings(api_key=KEY, rate_limit=1)) as sb:
+        result = run(chunks(items, 2), settings_for(sb, concurrency=4, max_retries=0), rec)
         assert_stored(sb, items)
-    assert len(rec.accepted) == 40
-    assert result.status_counts.get(429, 0) > 0
+        answered_429 = sb.stats.status_counts.get(429, 0)
+    assert len(rec.accepted) == 12 and not rec.failed  # 429s used no retry: there are none to use
+    assert result.status_counts.get(429, 0) == answered_429 > 0
     assert rec.retries and all(delay == pytest.approx(1.0, abs=0.1) for _, delay in rec.retries)
+    assert result.settled_rate is not None and result.settled_rate <= 1.0
 
 
 def test_wrong_key_stops_after_one_request() -> None:
@@ -771,3 +774,13 @@ def test_max_wait_reads_durations(text: str, seconds: float) -> None:
 def test_max_wait_refuses_nonsense_naming_the_option(text: str) -> None:
     with pytest.raises(UsageError, match="--max-wait"):
         parse_duration(text, "--max-wait")
+
+
+@respx.mock(assert_all_mocked=True)
+def test_a_used_up_quota_at_get_status_stops_before_sending(respx_mock: respx.MockRouter) -> None:
+    respx_mock.get(f"{API}/status").respond(
+        429, headers={"Retry-After": "7200"}, json={"object": "error", "payload": {"code": "quota_exceeded"}}
+    )
+    with pytest.raises(RateLimitedError, match=r"quota_exceeded\): the API asked to come back in 2h 00m, at .* UTC"):
+        asyncio.run(check_status(mocked_settings()))
+    assert respx_mock.calls.call_count == 1  # no waiting hours, no retrying into the quota
