@@ -8,7 +8,9 @@ Run: .venv/bin/python benchmarks/run.py            (full run: several minutes)
 2. the same for an XLSX, against ``pandas.read_excel(engine="calamine")``;
 3. upload to a sandbox with 100 ms latency at concurrency 4, as a fraction of the ideal
    ``concurrency x 100 / latency``, and against a sequential one-request-per-customer loop;
-4. ``--rate 20/s`` against a sandbox that answers 429 above 20 requests/s.
+4. ``--rate 20/s`` against a sandbox that answers 429 above 20 requests/s;
+5. rate learning: no ``--rate``, against a sandbox that answers 429 above 5 requests/s (issue 12's
+   scenario: 3,000 customers, ``--batch-size 20``): the share of the limit used, and of 429s.
 
 Every CLI and pandas run is its own child process (wall clock and that child's peak RSS from
 ``wait4``); the sandbox is another process. Prints a table and writes benchmarks/results/latest.json.
@@ -60,10 +62,21 @@ class Sizes:
     latency_ms: float = 100.0
     concurrency: int = 4
     rate: float = 20.0
+    learn_rows: int = 3_000
+    learn_batch_size: int = 20
+    learn_limit: float = 5.0
     reps: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("csv_rows", "csv_small_rows", "xlsx_rows", "upload_rows", "sequential_rows", "rate_rows"):
+        for name in (
+            "csv_rows",
+            "csv_small_rows",
+            "xlsx_rows",
+            "upload_rows",
+            "sequential_rows",
+            "rate_rows",
+            "learn_rows",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.reps < 1 or self.concurrency < 1 or self.rate <= 0 or self.latency_ms <= 0:
@@ -79,6 +92,7 @@ QUICK = Sizes(
     upload_rows=500,
     sequential_rows=20,
     rate_rows=200,
+    learn_rows=400,
     reps=1,
 )
 
@@ -425,6 +439,40 @@ def bench_rate(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
     ]
 
 
+def bench_learn(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
+    """Share of an unannounced rate limit the upload uses once it has learned it, and its 429s."""
+    path = make_data.ensure(sizes.learn_rows, "csv", data, bad_rate=0.0)
+    used, share_429, settled, failed = [], [], [], []
+    for rep in range(sizes.reps):
+        with sandbox(0.0, rate_limit=sizes.learn_limit) as server:
+            log(f"learn rep {rep + 1}/{sizes.reps}: limit {sizes.learn_limit:g}/s, no --rate")
+            m, stats = upload(path, server, work, "--batch-size", str(sizes.learn_batch_size))
+            summary = json.loads(m.stdout)
+            accepted = int(stats["status_counts"].get("200", 0))
+            span = stats["last_post_s"] - stats["first_post_s"]
+            used.append((accepted - 1) / span / sizes.learn_limit if accepted > 1 and span > 0 else 0.0)
+            share_429.append(int(stats["status_counts"].get("429", 0)) / max(1, stats["requests"]))
+            settled.append(summary["settled_rate"])
+            failed.append(summary["failed"])
+    share = statistics.median(used)
+    worst_429 = max(share_429)
+    return [
+        Figure(
+            name=f"5. rate learned, limit {sizes.learn_limit:g}/s ({sizes.learn_rows:,} customers, "
+            f"batches of {sizes.learn_batch_size})",
+            ours=share * sizes.learn_limit,
+            ours_unit="req/s",
+            baseline=sizes.learn_limit,
+            baseline_unit="req/s limit",
+            ratio=share,
+            ratio_text=f"{share:.1%} of the limit, {worst_429:.1%} x 429",
+            target=">= 90%, <= 5% 429, 0 failed",
+            met=share >= 0.9 and worst_429 <= 0.05 and not any(failed),
+            detail={"runs_share_used": used, "runs_share_429": share_429, "settled_rate": settled, "failed": failed},
+        )
+    ]
+
+
 # ------------------------------------------------------------------------------------------------
 # Reporting
 
@@ -479,7 +527,7 @@ def table(figures: Sequence[Figure]) -> str:
     return "\n".join(lines)
 
 
-BENCHES = {"csv": bench_csv, "xlsx": bench_xlsx, "upload": bench_upload, "rate": bench_rate}
+BENCHES = {"csv": bench_csv, "xlsx": bench_xlsx, "upload": bench_upload, "rate": bench_rate, "learn": bench_learn}
 
 
 def main(argv: list[str] | None = None) -> int:

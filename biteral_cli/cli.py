@@ -25,7 +25,7 @@ from . import __version__
 from .crash import EXIT_INTERNAL, internal_error_line, register_secret
 from .errors import BiteralImportError, ConfigError, InputError, UsageError
 from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors, parse_percent
-from .uploader import RateLimit, Secret
+from .uploader import RateLimit, Secret, parse_duration
 
 CONFIG_NAME = "biteral-import.toml"
 COMMANDS = ("import", "map", "sandbox")
@@ -370,9 +370,18 @@ def import_command(
         int,
         _opt(
             "--max-retries",
-            help="Retries of a request on 429, 5xx, timeouts and connection errors.",
+            help="Retries of a request on 5xx, timeouts and connection errors (a 429 waits within --max-wait).",
         ),
     ] = 5,
+    max_wait: Annotated[
+        str,
+        _opt(
+            "--max-wait",
+            metavar="DURATION",
+            help="Longest total wait on the API's 429 answers (600, 10m, 1h); beyond it the run stops "
+            "(exit 3) to be resumed.",
+        ),
+    ] = "10m",
     timeout: Annotated[
         float,
         _opt("--timeout", help="Seconds to wait for one response."),
@@ -492,7 +501,7 @@ def import_command(
     """Import customers from FILE... into Biteral.
 
     Exit codes: 0 all rows accepted; 1 finished, some rows rejected or failed; 2 usage, input or
-    configuration error (nothing sent); 3 aborted (key refused, API unreachable, --max-errors);
+    configuration error (nothing sent); 3 aborted (key refused, API unreachable, quota used up, --max-errors);
     130/143 interrupted (Ctrl-C / SIGTERM; continue with --resume).
     """
     from .importer import run_import
@@ -533,6 +542,7 @@ def import_command(
             max_request_bytes=max_request_bytes,
             rate=RateLimit.parse(rate) if rate else None,
             max_retries=max_retries,
+            max_wait_s=parse_duration(max_wait, "--max-wait"),
             timeout_s=timeout,
             allow_insecure_http=allow_insecure_http,
             dry_run=dry_run,
@@ -685,6 +695,10 @@ def sandbox_command(
     ] = 0,
     error_rate: Annotated[float, typer.Option("--error-rate", help="Fraction of requests answered 500/503.")] = 0.0,
     rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second before 429.")] = None,
+    daily_quota: Annotated[
+        int | None,
+        typer.Option("--daily-quota", help="Requests a UTC day; then 429 with Retry-After until midnight UTC."),
+    ] = None,
     latency_jitter_ms: Annotated[float, typer.Option("--latency-jitter-ms", help="Random extra latency, 0..N ms.")] = 0,
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", help="Largest request body; larger ones get 413.")
@@ -717,6 +731,7 @@ def sandbox_command(
             latency_jitter_ms=latency_jitter_ms,
             error_rate=error_rate,
             rate_limit=rate_limit,
+            daily_quota=daily_quota,
             max_body_bytes=max_body_bytes,
             drop_response_rate=drop_response_rate,
             drop_response_delay_s=drop_response_delay,

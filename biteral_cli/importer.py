@@ -74,7 +74,16 @@ from .state import (
     fingerprint,
     shard_of,
 )
-from .uploader import FieldError, Item, Secret, UploadSettings, check_status, upload
+from .uploader import (
+    FieldError,
+    Item,
+    RateLearner,
+    Secret,
+    UploadResult,
+    UploadSettings,
+    check_status,
+    upload,
+)
 
 log = logging.getLogger("biteral_cli.import")
 
@@ -176,6 +185,8 @@ class Run:
         self.error: BiteralImportError | None = None
         self.retries = 0
         self.batches_sent = 0
+        self.settled_rate: float | None = None
+        self.learner = RateLearner()  # GET /status and the upload count against the same API limit
         self.seen_codes = SeenCodes()
         self.shown_codes: list[str] = []
         self.processed = 0
@@ -205,7 +216,8 @@ class Run:
         self.tally.add(row.source, "failed", reason)
         assert self.failures is not None
         self.failures.add(row, stage="api", field="", error=reason)
-        self._count_bad()
+        if not reason.startswith("not sent"):  # rows an abort left unsent are not errors of their own
+            self._count_bad()
 
     def halt(self, reason: str, error: BiteralImportError | None = None, exit_code: int | None = None) -> None:
         """Stop taking new rows; in-flight requests finish; the first reason given wins."""
@@ -583,11 +595,15 @@ async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) ->
                 run.tally.add(item.ref.row.source, "accepted")
             run._advance(len(batch))
         return
+    result = UploadResult()
     try:
-        result = await upload(stream, upload_settings(settings, endpoint), run, stop=run.stop)
-        run.batches_sent += result.batches
+        await upload(
+            stream, upload_settings(settings, endpoint), run, stop=run.stop, result=result, learner=run.learner
+        )
     except AbortError as exc:
         run.halt(str(exc), exc)
+    run.batches_sent += result.batches
+    run.settled_rate = result.settled_rate
     # Rows already read but not handed to the uploader (a partial batch) were never sent.
     reason = f"not sent: {run.stop_reason}" if run.stop_reason else "not sent"
     for batch in stream:
@@ -679,7 +695,7 @@ def run_import(
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
-            asyncio.run(_check(settings, endpoint))
+            asyncio.run(_check(settings, endpoint, run.learner))
             if run.state is not None:
                 run.state.record_decisions(decided)
         summary = _run(run, stack, inputs, endpoint)
@@ -716,16 +732,17 @@ def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSetti
         api_key=endpoint.key,
         concurrency=settings.concurrency,
         max_retries=settings.max_retries,
+        max_wait_s=settings.max_wait_s,
         rate=settings.rate,
         timeout_s=settings.timeout_s,
         allow_insecure_http=settings.allow_insecure_http,
     )
 
 
-async def _check(settings: ImportSettings, endpoint: Endpoint) -> dict[str, Any]:
+async def _check(settings: ImportSettings, endpoint: Endpoint, learner: RateLearner | None = None) -> dict[str, Any]:
     # A wrong key or URL must fail in seconds, whatever --timeout allows a big batch.
     quick = dataclasses.replace(upload_settings(settings, endpoint), timeout_s=min(settings.timeout_s, 10.0))
-    return await check_status(quick)
+    return await check_status(quick, learner)
 
 
 def check_api(settings: ImportSettings) -> tuple[Endpoint, dict[str, Any]]:
@@ -815,6 +832,7 @@ def _run(run: Run, stack: contextlib.ExitStack, inputs: Sequence[Input], endpoin
         run.tally,
         batches=run.batches_sent,
         retries=run.retries,
+        settled_rate=run.settled_rate,
         duration_s=duration,
         aborted=run.stop_reason,
         exit_code=exit_code,

@@ -354,6 +354,8 @@ class Summary:
     """Rows confirmed by an earlier run (``--resume``): counted as accepted, not processed again."""
     old_reports: dict[str, str] = field(default_factory=dict)
     """Reports of an earlier run moved out of the way: path -> where it went."""
+    settled_rate: float | None = None
+    """Requests per second the run learned from the API's 429s; None when none came."""
 
     @classmethod
     def from_tally(
@@ -372,6 +374,7 @@ class Summary:
         resumed: int = 0,
         file_info: dict[str, dict[str, Any]] | None = None,
         old_reports: dict[str, str] | None = None,
+        settled_rate: float | None = None,
     ) -> Summary:
         """Build the summary from the tally's counts plus the run's own figures."""
         totals = tally.totals
@@ -400,6 +403,7 @@ class Summary:
             error=error,
             resumed=resumed,
             old_reports=old_reports or {},
+            settled_rate=settled_rate,
         )
 
     @classmethod
@@ -434,6 +438,7 @@ class Summary:
             "warnings": self.warnings,
             "batches": self.batches,
             "retries": self.retries,
+            "settled_rate": self.settled_rate,
             "duration_s": round(self.duration_s, 3),
             "records_per_second": self.records_per_second,
             "aborted": self.aborted,
@@ -528,6 +533,8 @@ def summary_table(summary: Summary, *, top_errors: int = 5) -> Group:
         ("retries", summary.retries),
     ):
         figures.add_row(label, _n(value))
+    if summary.settled_rate is not None:
+        figures.add_row("settled rate", f"{summary.settled_rate:,.2f} requests/s (learned from 429s)")
     figures.add_row("duration", f"{summary.duration_s:,.1f} s")
     figures.add_row("records per second", f"{summary.records_per_second:,.1f}")
     figures.add_row("exit code", str(summary.exit_code))

@@ -3,8 +3,8 @@
 It implements the contract in ``/work/shared/API.md``: ``X-API-Key``/``X-API-Version`` checks,
 ``POST /customers`` (one object or up to 100, validated, upserted by ``code`` into SQLite, a batch
 with one bad item rejected whole), ``GET``/``DELETE /customers?code=`` and ``GET /status``.
-Latency, random 500/503, a rate limit (429 + ``Retry-After``), 413 and lost responses can be
-injected to exercise the client's retry logic.
+Latency, random 500/503, a rate limit (429 + ``Retry-After``), a daily quota (429 until midnight
+UTC), 413 and lost responses can be injected to exercise the client's retry logic.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,10 @@ class SandboxSettings:
     """Fraction of requests answered 500 or 503 without storing anything."""
     rate_limit: float | None = None
     """Requests per second above which the sandbox answers 429 with ``Retry-After``."""
+    daily_quota: int | None = None
+    """Requests a UTC day; beyond them, 429 with ``Retry-After`` until midnight UTC."""
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    """Seconds since the epoch: where the daily quota reads the date (tests move it)."""
     max_body_bytes: int = 10 * 1024 * 1024
     drop_response_rate: float = 0.0
     """Fraction of accepted POSTs that are stored but answered only after the drop delay."""
@@ -115,6 +119,12 @@ class SandboxSettings:
             _check_number("--rate-limit", self.rate_limit, low=0)
             if self.rate_limit <= 0:
                 raise UsageError("--rate-limit must be greater than 0")
+        if self.daily_quota is not None and (
+            isinstance(self.daily_quota, bool) or not isinstance(self.daily_quota, int) or self.daily_quota < 1
+        ):
+            raise UsageError("--daily-quota must be a whole number of requests, at least 1")
+        if not callable(self.clock):
+            raise UsageError("clock must be a function returning seconds since the epoch")
         if isinstance(self.max_body_bytes, bool) or not isinstance(self.max_body_bytes, int):
             raise UsageError("--max-body-bytes must be an integer")
         if self.max_body_bytes <= 0:
@@ -648,6 +658,8 @@ class _Sandbox:
         self.random = random.Random(settings.seed)
         self.window: collections.deque[float] = collections.deque()
         self.closing = threading.Event()
+        self.quota_day: date | None = None
+        self.quota_used = 0
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, but wake early when the sandbox is stopping so shutdown stays quick."""
@@ -675,6 +687,20 @@ class _Sandbox:
         bisect.insort(self.window, now)
         return None
 
+    def over_quota(self) -> int | None:
+        """Seconds until midnight UTC when today's requests are used up, else None (and count one)."""
+        quota = self.settings.daily_quota
+        if quota is None:
+            return None
+        now = datetime.fromtimestamp(self.settings.clock(), UTC)
+        if now.date() != self.quota_day:
+            self.quota_day, self.quota_used = now.date(), 0
+        if self.quota_used >= quota:
+            midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+            return max(1, math.ceil((midnight - now).total_seconds()))
+        self.quota_used += 1
+        return None
+
     async def answer_at(self, request: Request) -> None:
         """Wait until this request's simulated latency, counted from its arrival, has passed."""
         respond_at = getattr(request.state, "respond_at", None)
@@ -700,6 +726,9 @@ class _Sandbox:
             return _error(401, "invalid_api_key")
         if request.headers.get("x-api-version", "").strip() != "1":
             return _bad_request("invalid_api_version")
+        retry_after = self.over_quota()
+        if retry_after is not None:
+            return _error(429, "quota_exceeded", {"Retry-After": str(retry_after)})
         retry_after = self.rate_limited(arrived)
         if retry_after is not None:
             return _error(429, "rate_limited", {"Retry-After": str(retry_after)})

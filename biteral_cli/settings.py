@@ -86,6 +86,7 @@ class ImportSettings:
     max_request_bytes: int = 5 * 1024 * 1024
     rate: RateLimit | None = None
     max_retries: int = 5
+    max_wait_s: float = 600.0
     timeout_s: float = 30.0
     allow_insecure_http: bool = False
     dry_run: bool = False
@@ -125,6 +126,8 @@ class ImportSettings:
             raise UsageError(f"--failures-format must be csv or jsonl, not {self.failures_format!r}")
         if self.timeout_s <= 0:
             raise UsageError("--timeout must be more than 0 seconds")
+        if not 0 <= self.max_wait_s < float("inf"):
+            raise UsageError(f"--max-wait must be 0 or more seconds, not {self.max_wait_s:g}")
         if self.resume and "-" in self.inputs:
             raise UsageError("--resume cannot be used with standard input (-): it has no content to match")
         if self.resume and self.dry_run:

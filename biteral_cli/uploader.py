@@ -11,18 +11,21 @@ import contextlib
 import email.utils
 import ipaddress
 import logging
+import math
 import random
 import re
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
 
 from biteral_cli import __version__
 from biteral_cli.errors import (
+    AbortError,
     ApiUnavailableError,
     AuthError,
     ConfigError,
@@ -137,6 +140,34 @@ class RateLimit:
         return cls(per_second=value / divisors[unit])
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hour)?")
+_DURATION_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds in '600', '90s', '10m' or '1h'; a UsageError naming ``option`` otherwise."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match:
+        raise UsageError(f"{option}: cannot read {text!r}; give seconds (600) or a duration such as 10m or 1h")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form of a duration: '45s', '10m', '2h 05m'."""
+    whole = max(0, math.ceil(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m" + (f" {secs:02d}s" if secs else "")
+    return f"{secs}s"
+
+
+class RateLimitedError(AbortError):
+    """The API answered 429 and asked for a longer wait than the run may spend (a used-up quota)."""
+
+
 def _is_loopback(host: str) -> bool:
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
@@ -155,7 +186,8 @@ class UploadSettings:
     api_key: Secret
     concurrency: int = 4
     max_retries: int = 5
-    max_total_wait_s: float = 600.0
+    max_wait_s: float = 600.0
+    """Total seconds the run may spend held back by 429 answers (--max-wait); beyond it, it stops."""
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     rate: RateLimit | None = None
@@ -179,8 +211,10 @@ class UploadSettings:
             raise UsageError(f"--max-retries must be between 0 and 100 (got {self.max_retries})")
         if not self.timeout_s > 0:
             raise UsageError(f"--timeout must be positive (got {self.timeout_s})")
-        if self.max_total_wait_s < 0 or self.backoff_base_s < 0 or self.backoff_max_s < 0:
-            raise UsageError("backoff and wait limits cannot be negative")
+        if not 0 <= self.max_wait_s < float("inf"):
+            raise UsageError(f"--max-wait must be 0 or more seconds (got {self.max_wait_s:g})")
+        if self.backoff_base_s < 0 or self.backoff_max_s < 0:
+            raise UsageError("backoff limits cannot be negative")
         if self.max_consecutive_failures < 1:
             raise UsageError("max_consecutive_failures must be at least 1")
 
@@ -214,19 +248,42 @@ class UploadResult:
     status_counts: dict[int, int] = field(default_factory=dict)
     not_attempted: int = 0
     aborted: str | None = None
+    settled_rate: float | None = None
+    """Requests per second the run learned from the API's 429s (None when it never got one)."""
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where the upload engine reads the time and how it waits; tests pass a fake one."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    """Seconds since the epoch, to say when the API asked to come back."""
+    sleep: Callable[[float], Awaitable[None]] | None = None
+    """None: asyncio's sleep, woken early when the run stops."""
 
 
 class _Pacer:
     """Requests spaced evenly at the rate, and never more of them in a window than the rate allows."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.last: float | None = None
+        self.next_at = 0.0
+        self.recent: deque[float] = deque()
+        self.set_rate(per_second)
+
+    def set_rate(self, per_second: float) -> None:
+        """Pace at a new rate from the last request on (the rate learner moves it)."""
+        self.per_second = per_second
         self.interval = _RATE_SAFETY / per_second
         # The guarantee: at most `burst` requests in any `window` seconds (for 20/s: 20 in 1.01 s),
         # the rule a server's sliding-window limit applies, whatever timers or stalls do.
         self.burst = max(1, int(per_second))
         self.window = self.burst / per_second * _RATE_SAFETY
-        self.recent: deque[float] = deque(maxlen=self.burst)
-        self.next_at = 0.0
+        self.recent = deque(list(self.recent)[-self.burst :], maxlen=self.burst)
+        if self.last is not None:
+            self.next_at = self.last + self.interval
 
     async def wait(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """Return when this request may go out; claim its slot only then, never ahead of time.
@@ -235,19 +292,138 @@ class _Pacer:
         event loop stalled (a busy CPU, a slow disk) cannot all go out at once.
         """
         while True:
-            now = time.monotonic()
+            now = self.clock()
             delay = self.next_at - now
             if len(self.recent) == self.burst:
                 delay = max(delay, self.recent[0] + self.window - now)
             if delay <= 0:
                 break
             await sleep(delay)
-            if time.monotonic() - now < delay / 2:
+            if self.clock() - now < delay / 2:
                 return  # woken early: the run is stopping, and the caller will not send
         # A little late keeps the schedule (timers always wake a little late); very late restarts it.
         start = self.next_at if now - self.next_at <= self.interval / 2 else now
         self.next_at = start + self.interval
+        self.last = now
         self.recent.append(now)
+
+
+class RateLearner:
+    """Learns the API's rate limit from its 429s, like the adaptive retry mode of the AWS SDKs.
+
+    Until the first 429 it does not limit. A 429 sets the ceiling to the rate the API was
+    taking just before (requests sent within max(1 s, Retry-After) before the refused one, less
+    those refused too) and drops the pace to ``BETA`` of it, once per episode (429s for requests
+    sent before that drop are the same episode). Successes then climb back along CUBIC's curve:
+    fast far below the ceiling, flat near it, then probing above it; at twice the ceiling without
+    a 429 it stops limiting.
+
+    Two deviations from the SDKs, both because each 429 also costs a shared pause of at least its
+    Retry-After: the cubic's scale is relative to the ceiling, so the climb back takes
+    ``RECOVERY_S`` at 5 requests a second as at 500 (their absolute constant climbs back to a 5/s
+    ceiling in 1.5 s and probes past it every few seconds: a 429 and a pause every few seconds);
+    and the drop is to 0.9 of the ceiling, not 0.7: the ceiling is what the API took, not what we
+    asked, and the pause has already emptied its window, so the drop only covers the measuring
+    error. On a virtual clock against the sandbox's rule, 92-94% of a 5/s, 20/s or 50/s limit
+    is used (tests/test_uploader.py; real-time figures in BENCHMARKS.md).
+    """
+
+    BETA = 0.9
+    RECOVERY_S = 20.0
+    PROBE_S = 10.0
+    SKEW = 0.1
+    MIN_RATE = 0.5
+    #: Longest window of requests kept to measure the rate the API allowed.
+    HISTORY_S = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.ceiling: float | None = None
+        """The rate at the last 429, None before any."""
+        self.rate: float | None = None
+        """The pace now, None while not limiting."""
+        self.dropped_at = 0.0
+        self.sent: deque[float] = deque()
+        self.refused: deque[float] = deque()
+        self.pacer: _Pacer | None = None
+        self.episodes = 0
+        self.episode: tuple[float, float, float | None] | None = None
+        # (1 - BETA) / c == RECOVERY_S ** 3: the cubic is back at the ceiling after RECOVERY_S.
+        self.cubic = (1 - self.BETA) / self.RECOVERY_S**3
+        # ... and PROBE_S after that, a quarter above it.
+        self.probe = 0.25 / self.PROBE_S**3
+
+    async def wait(self, sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Return when the learned pace lets the next request go (at once while not limiting)."""
+        if self.pacer is not None:
+            await self.pacer.wait(sleep)
+
+    def on_sent(self, sent_at: float) -> None:
+        """A request went out at ``sent_at``: it counts against the API's limit unless refused."""
+        self.sent.append(sent_at)
+        horizon = sent_at - self.HISTORY_S * (1 + self.SKEW)
+        for times in (self.sent, self.refused):
+            while times and times[0] < horizon:
+                times.popleft()
+
+    def on_accepted(self) -> None:
+        """A request was answered without a 429: climb the curve."""
+        if self.ceiling is None or self.rate is None:
+            return
+        t = self.clock() - self.dropped_at - self.RECOVERY_S
+        # Past the ceiling the curve probes faster than it climbed back: a ceiling measured a little
+        # low (another request in the API's window, a clock skew) is corrected within PROBE_S.
+        scale = self.cubic if t < 0 else self.probe
+        rate = max(self.MIN_RATE, self.ceiling * (1 + scale * t**3))
+        if rate >= 2 * self.ceiling:
+            self.rate, self.pacer = None, None  # far past the old limit without a 429: it is gone
+            return
+        self._pace(rate)
+
+    def on_throttled(self, sent_at: float, retry_after: float | None) -> None:
+        """A request sent at ``sent_at`` was answered 429: lower the pace, once per episode."""
+        self.refused.append(sent_at)
+        if self.rate is not None and sent_at < self.dropped_at:
+            # Sent before the last drop: the same episode. Its answers tell which of the requests
+            # in flight the API took: measure the ceiling again, knowing more.
+            if self.episode is not None:
+                self._measure(*self.episode)
+            return
+        window = min(self.HISTORY_S, max(1.0, retry_after or 0.0))
+        self.episode = (sent_at, window, self.rate)
+        self.dropped_at = self.clock()
+        self.episodes += 1
+        self._measure(*self.episode)
+
+    def _measure(self, sent_at: float, window: float, rate_before: float | None) -> None:
+        """Set the ceiling to the requests the API took around ``sent_at``, and pace below it."""
+        # Requests sent near the refused one, before or a little after (the order they reach the
+        # API in is not quite the order we send them), less those refused; still unanswered ones
+        # count. Counting one request too many costs one more 429; one too few, a slow run.
+        skew = window * self.SKEW
+        start, end = sent_at - window - skew, sent_at + skew
+        taken = sum(1 for t in self.sent if start < t <= end) - sum(1 for t in self.refused if start < t <= end)
+        seen = taken / window
+        if rate_before is not None:
+            seen = min(seen, rate_before)
+        self.ceiling = max(self.MIN_RATE, seen)
+        self._pace(max(self.MIN_RATE, self.ceiling * self.BETA))
+
+    def _pace(self, rate: float) -> None:
+        self.rate = rate
+        if self.pacer is None:
+            self.pacer = _Pacer(rate, self.clock)
+            self.pacer.last = self.clock()
+            self.pacer.next_at = self.pacer.last + self.pacer.interval
+        elif rate != self.pacer.per_second:
+            self.pacer.set_rate(rate)
+
+    @property
+    def settled(self) -> float | None:
+        """The rate the run settled on: the pace now, or the ceiling once it stopped limiting."""
+        if self.ceiling is None:
+            return None
+        return round(self.rate if self.rate is not None else self.ceiling, 2)
 
 
 # Shared between check_status and upload so the /status call counts against the same quota.
@@ -288,7 +464,8 @@ def _client(settings: UploadSettings) -> httpx.AsyncClient:
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the response's Retry-After asks for (delta seconds or an HTTP date), or None."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
@@ -303,7 +480,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now())
 
 
 def _body_code(response: httpx.Response) -> str | None:
@@ -351,6 +528,16 @@ def _field_errors(response: httpx.Response) -> list[tuple[int | None, FieldError
     return out
 
 
+def _come_back(problem: str, pause: float, max_wait_s: float, waited_s: float, wall_now: float) -> str:
+    """Why a 429 ends the run, and when the API said to come back (UTC)."""
+    come_back = datetime.fromtimestamp(wall_now + pause, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    spent = f", after waiting {format_duration(waited_s)} already" if waited_s >= 1 else ""
+    return (
+        f"{problem}: the API asked to come back in {format_duration(pause)}, at {come_back}; that is "
+        f"more than --max-wait {format_duration(max_wait_s)} allows{spent}. Run the same command with --resume then"
+    )
+
+
 class _Run:
     """The state of one upload() call."""
 
@@ -360,21 +547,29 @@ class _Run:
         listener: UploadListener,
         client: httpx.AsyncClient,
         stop: asyncio.Event | None,
+        clock: Clock | None = None,
+        result: UploadResult | None = None,
+        learner: RateLearner | None = None,
     ) -> None:
         self.user_stop = stop
         self.settings = settings
         self.listener = listener
         self.client = client
+        self.clock = clock or Clock()
+        self.now = self.clock.monotonic
         self.pacer = _pacer_for(settings)
+        self.learner = learner if learner is not None else RateLearner(self.now)
         self.sem = asyncio.Semaphore(settings.concurrency)
-        self.result = UploadResult()
+        self.result = result if result is not None else UploadResult()
         self.stopping = asyncio.Event()
         self.stop_reason: str | None = None
-        self.error_kind: str | None = None  # "auth", "down", "listener"
+        self.error_kind: str | None = None  # "auth", "down", "quota", "listener"
         self.error: BaseException | None = None
         self.consecutive_failures = 0
         self.last_failure = ""
         self.gate_until = 0.0  # honours a Retry-After for every batch, not just the one that got it
+        self.waited_429 = 0.0  # seconds of pauses for 429s so far, against --max-wait
+        self.throttle_streak = 0  # 429s in a row without Retry-After: their backoff grows
         self.last_by_code: dict[str, asyncio.Event] = {}
         # The first request goes alone, so a wrong key or URL costs one request, not `concurrency`.
         self.probe_started = False
@@ -400,6 +595,9 @@ class _Run:
     async def sleep(self, delay: float) -> None:
         """Sleep, waking early when the run stops."""
         if delay <= 0:
+            return
+        if self.clock.sleep is not None:
+            await self.clock.sleep(delay)
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), delay)
@@ -456,27 +654,61 @@ class _Run:
                 "down",
             )
 
-    async def attempt(self, body: bytes) -> tuple[httpx.Response | None, str, float] | None:
-        """One POST within the concurrency and rate limits: (response, problem, elapsed), or
-        None when the run stopped before it was sent."""
+    async def attempt(self, body: bytes) -> tuple[httpx.Response | None, str, float, float] | None:
+        """One POST within the concurrency and rate limits: (response, problem, elapsed, sent_at),
+        or None when the run stopped before it was sent."""
         if self.stopped():
             return None
         async with self.sem:
-            gate = self.gate_until - time.monotonic()
-            if gate > 0:
+            # A 429 may close the gate while this request waits for its pace: check again after.
+            while (gate := self.gate_until - self.now()) > 0 or not await self.paced():
                 await self.sleep(gate)
-            if self.pacer is not None:
-                await self.pacer.wait(self.sleep)
+                if self.stopped():
+                    return None
             if self.stopped():
                 return None
+            sent_at = self.now()
+            self.learner.on_sent(sent_at)
             started = time.perf_counter()
             try:
                 response = await self.client.post("/customers", content=body)
             except httpx.TimeoutException:
-                return (None, f"no answer within {self.settings.timeout_s:g}s", time.perf_counter() - started)
+                problem = f"no answer within {self.settings.timeout_s:g}s"
+                return (None, problem, time.perf_counter() - started, sent_at)
             except httpx.TransportError as exc:
-                return (None, f"connection error ({exc.__class__.__name__})", time.perf_counter() - started)
-            return response, "", time.perf_counter() - started
+                problem = f"connection error ({exc.__class__.__name__})"
+                return (None, problem, time.perf_counter() - started, sent_at)
+            return response, "", time.perf_counter() - started, sent_at
+
+    async def paced(self) -> bool:
+        """Wait for the learned pace and the --rate pace; False when a 429 closed the gate meanwhile."""
+        await self.learner.wait(self.sleep)
+        if self.pacer is not None:
+            await self.pacer.wait(self.sleep)
+        return self.gate_until <= self.now()
+
+    def throttled(self, sent_at: float, retry_after: float | None, problem: str) -> bool:
+        """Pause every batch for a 429 (its Retry-After, or a growing backoff) and slow the run
+        down; False, after stopping the run, when the pause would go beyond --max-wait."""
+        settings = self.settings
+        self.learner.on_throttled(sent_at, retry_after)
+        if retry_after is None:
+            self.throttle_streak += 1
+            pause = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** (self.throttle_streak - 1))
+        else:
+            self.throttle_streak = 0
+            pause = retry_after
+        # At least a little: a server answering 429 with Retry-After 0 forever must still use up the budget.
+        pause = max(pause, settings.backoff_base_s, 0.01)
+        now = self.now()
+        end = now + pause
+        extra = max(0.0, end - max(self.gate_until, now))
+        if self.waited_429 + extra > settings.max_wait_s:
+            self.halt(_come_back(problem, pause, settings.max_wait_s, self.waited_429, self.clock.wall()), "quota")
+            return False
+        self.waited_429 += extra
+        self.gate_until = max(self.gate_until, end)
+        return True
 
     async def send(self, items: Sequence[Item], *, sent: bool) -> None:
         """Send one (sub-)batch until every item in it has an outcome."""
@@ -501,7 +733,7 @@ class _Run:
                 self.fail(items, self.stopped_reason(sent), sent=sent)
                 return
             sent = True
-            response, problem, elapsed = outcome
+            response, problem, elapsed, sent_at = outcome
             status = response.status_code if response is not None else None
             self.result.requests += 1
             if status is not None:
@@ -514,6 +746,9 @@ class _Run:
                 attempt + 1,
             )
             self.emit("on_request", status, elapsed)
+            if status is not None and status != 429:
+                self.learner.on_accepted()
+                self.result.settled_rate = self.learner.settled
 
             if response is not None and 200 <= response.status_code < 300:
                 self.count_outcome(True)
@@ -540,22 +775,35 @@ class _Run:
                 self.count_outcome(False, reason)
                 return
 
-            # 429, 5xx, timeout or connection error: retry with backoff.
             if response is not None:
                 code = _body_code(response)
                 problem = f"API answered {status}" + (f" ({code})" if code else "")
-            hint = _retry_after(response) if response is not None else None
+            hint = _retry_after(response, self.clock.wall) if response is not None else None
+            if status == 429:
+                # The API is answering, only slower than asked: wait as told, within --max-wait,
+                # without using up this batch's --max-retries.
+                if self.stopped() or not self.throttled(sent_at, hint, problem):
+                    self.fail(items, self.stopped_reason(False), sent=False)
+                    return
+                self.result.settled_rate = self.learner.settled
+                self.result.retries += 1
+                self.emit("on_retry", problem, max(0.0, self.gate_until - self.now()))
+                continue  # attempt() waits at the gate with every other batch
+            # 5xx, timeout or connection error: retry with backoff, at most --max-retries times.
             if hint is not None:
                 delay = hint
-                self.gate_until = max(self.gate_until, time.monotonic() + hint)
             else:
+                # Equal jitter: at least half the exponential step, so the retries of one batch
+                # span a known least time (an outage shorter than that is always ridden out).
                 cap = min(settings.backoff_max_s, settings.backoff_base_s * 2**attempt)
-                delay = random.uniform(0, cap)
-            if attempt >= settings.max_retries or waited + delay > settings.max_total_wait_s:
+                delay = random.uniform(cap / 2, cap)
+            if attempt >= settings.max_retries or waited + delay > settings.max_wait_s:
                 reason = f"gave up after {attempt + 1} attempts: {problem}"
                 self.fail(items, reason, sent=True)
                 self.count_outcome(False, problem)
                 return
+            if hint is not None:
+                self.gate_until = max(self.gate_until, self.now() + hint)
             attempt += 1
             waited += delay
             self.result.retries += 1
@@ -666,6 +914,9 @@ async def upload(
     listener: UploadListener,
     *,
     stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
+    result: UploadResult | None = None,
+    learner: RateLearner | None = None,
 ) -> UploadResult:
     """Send every batch with at most `concurrency` requests in flight; report each item once.
 
@@ -673,10 +924,13 @@ async def upload(
     or failed); items never taken because of an abort/stop are not reported at all (the caller
     counts them from the iterator); taken-but-unsent ones are failed and counted in not_attempted.
     Raises AuthError or ApiUnavailableError (after the listener has every outcome) when it stops
-    because of the key or an API that keeps failing; a `stop` event returns aborted="interrupted".
+    because of the key or an API that keeps failing, RateLimitedError when a 429 asks for a longer
+    wait than --max-wait leaves; a `stop` event returns aborted="interrupted". A `result` passed in
+    is filled as the run goes, so the caller has the figures even when this raises. A `learner`
+    passed in carries what check_status saw (its request counts against the API's limit too).
     """
     async with _client(settings) as client:
-        run = _Run(settings, listener, client, stop)
+        run = _Run(settings, listener, client, stop, clock, result, learner)
         watcher: asyncio.Task[None] | None = None
         if stop is not None:
 
@@ -697,6 +951,8 @@ async def upload(
             f"The API refused the key {settings.api_key.masked()}: check BITERAL_API_KEY "
             f"(and that it may ingest customers); {result.not_attempted} rows were not sent"
         )
+    if run.error_kind == "quota":
+        raise RateLimitedError(f"Stopped: {run.stop_reason} ({result.not_attempted} rows were not sent)")
     if run.error_kind == "down":
         raise ApiUnavailableError(
             f"Stopped: {run.stop_reason} at {_display(settings)}; {result.not_attempted} rows were not sent"
@@ -711,20 +967,26 @@ def _display(settings: UploadSettings) -> str:
     return settings.api_url
 
 
-async def check_status(settings: UploadSettings) -> dict[str, Any]:
+async def check_status(settings: UploadSettings, learner: RateLearner | None = None) -> dict[str, Any]:
     """GET /status once and return its JSON; AuthError on 401/403, ApiUnavailableError otherwise.
 
     The AuthError message names BITERAL_API_KEY and shows only the masked key; the
     ApiUnavailableError (connection error, 5xx, timeout, redirect, non-JSON) names the URL, which
-    never carries credentials. A 429 is retried after its Retry-After.
+    never carries credentials. A 429 is retried after its Retry-After; RateLimitedError when that
+    is longer than --max-wait (a used-up quota).
     """
     where = _display(settings)
     pacer = _pacer_for(settings)
+    waited = 0.0
     async with _client(settings) as client:
         for attempt in range(settings.max_retries + 1):
             if pacer is not None:
                 await pacer.wait()
             started = time.perf_counter()
+            sent_at = 0.0
+            if learner is not None:
+                sent_at = learner.clock()
+                learner.on_sent(sent_at)
             try:
                 response = await client.get("/status")
             except httpx.TimeoutException as exc:
@@ -733,14 +995,26 @@ async def check_status(settings: UploadSettings) -> dict[str, Any]:
                 raise ApiUnavailableError(f"Cannot reach the API at {where} ({exc.__class__.__name__}: {exc})") from exc
             log.debug("GET /status -> %s in %.3fs", response.status_code, time.perf_counter() - started)
             status = response.status_code
+            if learner is not None:
+                if status == 429:
+                    learner.on_throttled(sent_at, _retry_after(response))
+                else:
+                    learner.on_accepted()
             if status in (401, 403):
                 raise AuthError(
                     f"The API at {where} refused the key {settings.api_key.masked()} ({status}): check BITERAL_API_KEY"
                 )
-            if status == 429 and attempt < settings.max_retries:
-                hint = _retry_after(response)
-                await asyncio.sleep(min(settings.backoff_max_s, hint if hint is not None else 1.0))
-                continue
+            if status == 429:
+                pause = _retry_after(response)
+                pause = max(settings.backoff_base_s, pause if pause is not None else 1.0)
+                if waited + pause > settings.max_wait_s:
+                    code = _body_code(response)
+                    problem = "GET /status: API answered 429" + (f" ({code})" if code else "")
+                    raise RateLimitedError(_come_back(problem, pause, settings.max_wait_s, waited, time.time()))
+                if attempt < settings.max_retries:
+                    waited += pause
+                    await asyncio.sleep(pause)
+                    continue
             if 300 <= status < 400:
                 target = httpx.URL(response.headers.get("location", "")).host or "another place"
                 raise ApiUnavailableError(

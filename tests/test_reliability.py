@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,11 @@ def test_server_stopped_and_restarted_mid_run_then_resume_completes(
     if retries == "0":
         assert code == 3 and "failed 10 times in a row" in output, output
     else:
-        assert code in (0, 3), output
+        # Eight retries of a batch wait at least 0.25 + 0.5 + 1 + 2 + 4 + 8 + 15 + 15 s (equal
+        # jitter): far longer than the server stays down, so the run always rides it out.
+        assert code == 0, output
+        assert_counts_add_up(summary(), 1500)
+        assert (summary()["accepted"], summary()["failed"]) == (1500, 0)
     figures = summary()
     assert figures["accepted"] + figures["rejected"] + figures["failed"] + figures["skipped"] == figures["rows"]
     if code != 0:
@@ -282,6 +287,51 @@ def test_signal_mid_run_writes_reports_and_checkpoint_then_resume_completes(
     assert_stored_exactly(clean.url, valid, invalid)
 
 
+def test_a_rate_limited_api_is_learned_without_failing_a_row(db_sandbox: Callable[..., RunningSandbox]) -> None:
+    # Issue 12: `sandbox --rate-limit 5`, 3,000 customers, --batch-size 20 and no other option.
+    valid, _ = write_input(Path("in.csv"), 3000)
+    limited = db_sandbox(rate_limit=5)
+    code, output = run_cli(["in.csv", "--api-url", limited.url, "--batch-size", "20", "--summary-json", "s.json"], 180)
+    assert code == 0, output
+    figures = summary()
+    assert (figures["accepted"], figures["failed"]) == (3000, 0)
+    statuses = limited.stats.status_counts
+    assert statuses.get(429, 0) <= 0.05 * limited.stats.requests, statuses  # counted by the API itself
+    assert figures["settled_rate"] is not None and 0 < figures["settled_rate"] <= 5.5
+    assert "settled rate" in output
+    assert_stored_exactly(clean_view(db_sandbox, limited).url, valid, [])
+
+
+def test_a_used_up_daily_quota_ends_in_exit_3_and_resume_finishes_the_next_day(
+    db_sandbox: Callable[..., RunningSandbox],
+) -> None:
+    valid, _ = write_input(Path("in.csv"), 300)
+    day = [datetime(2026, 12, 2, 17, 30, tzinfo=UTC).timestamp()]  # the sandbox's clock: 6h 30m to midnight
+    api = db_sandbox(daily_quota=20, clock=lambda: day[0])  # GET /status + 19 batches of 10 a day
+    args = ["in.csv", "--api-url", api.url, "--batch-size", "10", "--summary-json", "s.json", "--failures", "f.csv"]
+    code, output = run_cli(args)
+    assert code == 3, output
+    assert "quota_exceeded" in output and "come back in 6h 30m" in output and "UTC" in output
+    assert "--resume" in output and "Traceback" not in output
+    figures = summary()
+    assert figures["exit_code"] == 3 and figures["aborted"]
+    assert_counts_add_up(figures, figures["rows"])
+    assert figures["accepted"] == 190 == api.stats.items_received
+    # No row failed because of the quota: the ones left are reported as not sent, to resume.
+    assert all(reason.startswith("not sent") for reason in figures["errors"]), figures["errors"]
+    assert Path("f.csv.checkpoint").exists()
+
+    day[0] += 7 * 3600  # the next day: a fresh quota
+    code, output = run_cli([*args, "--resume"])
+    assert code == 0, output
+    figures = summary()
+    assert_counts_add_up(figures, 300)
+    assert (figures["accepted"], figures["failed"]) == (300, 0)
+    assert api.stats.items_received == 300 == api.stats.stored_writes  # every row stored exactly once
+    assert not Path("f.csv.checkpoint").exists()
+    assert_stored_exactly(clean_view(db_sandbox, api).url, valid, [])
+
+
 def test_a_lost_response_is_retried_safely_and_counted_once(db_sandbox: Callable[..., RunningSandbox]) -> None:
     valid, _ = write_input(Path("in.csv"), 400)
     lossy = db_sandbox(drop_response_rate=0.25, drop_response_delay_s=2, seed=3)
@@ -294,6 +344,7 @@ def test_a_lost_response_is_retried_safely_and_counted_once(db_sandbox: Callable
     figures = summary()
     assert_counts_add_up(figures, 400)
     assert (figures["accepted"], figures["failed"]) == (400, 0)
+    assert figures["settled_rate"] is None  # no 429 came, so nothing was learned
     assert lossy.stats.dropped_responses > 0 and figures["retries"] >= lossy.stats.dropped_responses
     # Stored once each: the retried batches changed nothing the first attempt had not stored.
     assert lossy.stats.stored_writes == 400
@@ -318,6 +369,19 @@ def test_an_unwritable_report_path_fails_before_anything_is_sent(
     result = CliRunner().invoke(app, ["in.csv", "--api-url", api.url, option, path], env={"BITERAL_API_KEY": KEY})
     assert result.exit_code == 2, result.output
     assert fragment in result.output and "Traceback" not in result.output
+    assert api.stats.requests == 0
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "10 days"])
+def test_a_bad_max_wait_is_refused_before_anything_is_sent(
+    sandbox_factory: Callable[..., RunningSandbox], value: str
+) -> None:
+    write_input(Path("in.csv"), 20)
+    api = sandbox_factory()
+    args = ["in.csv", "--api-url", api.url, "--max-wait", value]
+    result = CliRunner().invoke(app, args, env={"BITERAL_API_KEY": KEY})
+    assert result.exit_code == 2, result.output
+    assert "--max-wait" in result.output and "Traceback" not in result.output
     assert api.stats.requests == 0
 
 

@@ -34,6 +34,7 @@ STABLE_KEYS = {
     "failed",
     "skipped",
     "warnings",
+    "settled_rate",
     "batches",
     "retries",
     "duration_s",

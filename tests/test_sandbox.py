@@ -7,6 +7,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +395,28 @@ def test_rate_limit_answers_429_with_retry_after(
     assert running.stats.status_counts[429] == len(limited)
 
 
+def test_daily_quota_answers_429_until_midnight_utc_and_resets_the_next_day(
+    sandbox_factory: Callable[..., RunningSandbox],
+) -> None:
+    now = [datetime(2026, 12, 2, 23, 0, 0, tzinfo=UTC).timestamp()]
+    running = sandbox_factory(daily_quota=3, clock=lambda: now[0])
+    body = [{"code": "Q1", "country": "ES"}]
+    with httpx.Client(base_url=running.url, headers=_headers(running)) as http:
+        first = [http.post("/customers", json=body).status_code for _ in range(3)]
+        refused = http.post("/customers", json=body)
+        now[0] += 1800  # 23:30: still the same day
+        still = http.get("/status")
+        now[0] += 1800  # midnight: a new day, a fresh quota
+        next_day = [http.post("/customers", json=body).status_code for _ in range(3)]
+        over_again = http.get("/status")
+    assert first == [200, 200, 200] and next_day == [200, 200, 200]
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "3600"
+    assert refused.json() == {"object": "error", "payload": {"code": "quota_exceeded"}}
+    assert still.status_code == 429 and still.headers["Retry-After"] == "1800"
+    assert over_again.status_code == 429 and over_again.headers["Retry-After"] == "86400"
+    assert running.stats.items_received == 6  # nothing refused was stored
+
+
 def test_error_rate_one_answers_500_or_503_and_stores_nothing(
     sandbox_factory: Callable[..., RunningSandbox],
 ) -> None:
@@ -462,6 +485,8 @@ def test_port_in_use_is_a_usage_error(sandbox: RunningSandbox) -> None:
         ("--port", {"port": 70000}),
         ("--latency-ms", {"latency_ms": -1}),
         ("--rate-limit", {"rate_limit": 0}),
+        ("--daily-quota", {"daily_quota": 0}),
+        ("--daily-quota", {"daily_quota": 2.5}),
         ("--max-body-bytes", {"max_body_bytes": 0}),
         ("--api-key", {"api_key": ""}),
     ],
