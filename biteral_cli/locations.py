@@ -12,6 +12,8 @@ import csv
 import gettext
 import hashlib
 import importlib.metadata
+import importlib.util
+import json
 import marshal
 import os
 import re
@@ -57,7 +59,8 @@ class Resolution:
     value: str | None
     """Alpha-2 for countries; full ISO 3166-2 code ("ES-B") for states; None when not resolved."""
     status: str
-    """"code" | "name" | "alias" | "wikidata" | "ambiguous" | "unknown" | "empty" | "wrong_country"."""
+    """"code" | "name" | "alias" | "wikidata" | "ambiguous" | "unknown" | "empty" | "wrong_country"
+    | "former" (a withdrawn ISO 3166-2 code with no single successor: sent as written)."""
     candidates: tuple[str, ...] = ()
     """For "ambiguous" and "wrong_country": the codes the text could mean."""
     suggestion: str | None = None
@@ -181,11 +184,33 @@ def _cache_dir() -> Path:
     return Path(base) / "biteral-import"
 
 
+#: The packages the tables are built from; their versions are part of the cache key.
+_SOURCES = ("pycountry", "babel", "countrystatecity-countries", "iso3166-2")
+
+
+def _package_dir(module: str) -> Path | None:
+    """Where an installed package's files are, without importing it (importing iso3166_2 loads
+    an HTTP client we never use); None when it is not installed."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _version(package: str) -> str:
+    """An installed distribution's version, or "-" when it is missing (the tables then lack it)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
 @lru_cache(maxsize=1)
 def _tables_key() -> str:
-    """Changes whenever what the tables are built from changes: this module, our data, pycountry."""
+    """Changes whenever what the tables are built from changes: this module, our data, the packages."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(importlib.metadata.version("pycountry").encode())
+    for package in _SOURCES:
+        digest.update(f"{package}={_version(package)};".encode())
     for entry in sorted(resources.files("biteral_cli").joinpath("data").iterdir(), key=lambda e: e.name):
         digest.update(entry.name.encode() + entry.read_bytes())
     return digest.hexdigest()[:16]
@@ -288,6 +313,8 @@ def _build_countries() -> _CountryTables:
 class _StateTables:
     codes: dict[str, str] = field(default_factory=dict)
     """Any accepted code spelling ("ES-B", alternative codes) -> ISO 3166-2 code."""
+    former: dict[str, str] = field(default_factory=dict)
+    """A withdrawn ISO 3166-2 code -> its only successor, or "" when it has none or several."""
     by_country: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
     """alpha-2 -> key -> (status, codes)."""
     parent: dict[str, str] = field(default_factory=dict)
@@ -339,6 +366,14 @@ def _build_states() -> _StateTables:
                 table = per_country[code.split("-", 1)[0]]
                 for text, _offset in _variants(translated):
                     _add(table, text, code, _TIER_VARIANT, "name")
+    for code, name, native in _newer_subdivisions(t.codes):
+        t.codes[code] = code
+        t.display[code] = name
+        table = per_country.setdefault(code.split("-", 1)[0], {})
+        for text in {name, native} - {""}:
+            for variant, offset in _variants(text):
+                _add(table, variant, code, _TIER_EXACT + offset, "name")
+    t.former = _former_codes(t.codes)
     for country, alias, code in _data_rows("state_aliases.csv"):
         _add(per_country.setdefault(country, {}), alias, code, _TIER_EXACT - 1, "alias")
     intern = _Interner()
@@ -350,6 +385,53 @@ def _build_states() -> _StateTables:
             for key, (_tier, codes, how) in table.items()
         }
     return t
+
+
+def _newer_subdivisions(known: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """(code, name, native name) of the subdivisions countrystatecity-countries lists and pycountry
+    does not: codes newer than pycountry's ISO data (Norway's 2024 counties NO-55, NO-40) and the
+    codes the dr5hn countries-states-cities database gives dependencies (GP-01, JE-03)."""
+    base = _package_dir("countrystatecity_countries")
+    if base is None:
+        return
+    for path in sorted((base / "data" / "by-country").glob("*/states.json")):
+        with contextlib.suppress(OSError, ValueError):
+            for state in json.loads(path.read_text(encoding="utf-8")):
+                code = state.get("iso3166_2") or ""
+                if _STATE_CODE_RE.fullmatch(code) and code.upper() == code and code not in known:
+                    yield code, state.get("name") or code, state.get("native") or ""
+
+
+_CODE_IN_TEXT_RE = re.compile(r"\b[A-Z]{2}-[A-Z0-9]{1,3}\b")
+# "AU-NS -> AU-NSW" and "from MK-02 to MK-802": a code replaced by exactly one other.
+_CODE_CHANGE_RE = re.compile(r"\b([A-Z]{2}-[A-Z0-9]{1,3})\s*(?:->|→|\bto\b)\s*([A-Z]{2}-[A-Z0-9]{1,3})\b")
+
+
+def _former_codes(current: dict[str, str]) -> dict[str, str]:
+    """Withdrawn ISO 3166-2 codes -> their only current successor ("" when none or several).
+
+    Read from the change history the iso3166-2 package keeps per subdivision (ISO's Online
+    Browsing Platform), plus our state_former.csv for withdrawals that history lacks.
+    """
+    successors: dict[str, set[str]] = {}
+    base = _package_dir("iso3166_2")
+    texts: set[str] = set()
+    if base is not None:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads((base / "iso3166-2.json").read_text(encoding="utf-8"))
+            for subdivisions in data.values():
+                for sub in subdivisions.values():
+                    texts.update(h.get("Change") or "" for h in sub.get("history") or ())
+    for text in texts:
+        for old, new in _CODE_CHANGE_RE.findall(text):
+            if old not in current and new in current:
+                successors.setdefault(old, set()).add(new)
+        for code in _CODE_IN_TEXT_RE.findall(text):
+            if code not in current:
+                successors.setdefault(code, set())
+    for code, successor in _data_rows("state_former.csv"):
+        successors.setdefault(code, set()).update([successor] if successor in current else [])
+    return {code: next(iter(new)) if len(new) == 1 else "" for code, new in successors.items()}
 
 
 def _anywhere(key: str) -> tuple[str, ...]:
@@ -439,7 +521,12 @@ def resolve_state(text: str, country: str | None) -> Resolution:
     cc = country.strip().upper() if country else None
     m = _STATE_CODE_RE.fullmatch(stripped)
     if m:
-        code = t.codes.get(f"{m.group(1)}-{m.group(2)}".upper())
+        written = f"{m.group(1)}-{m.group(2)}".upper()
+        code = t.codes.get(written)
+        if code is None and written in t.former:
+            code = t.former[written] or None
+            if code is None and (cc is None or written.startswith(f"{cc}-")):
+                return Resolution(None, "former")  # no single successor: the API may know it
         if code is not None:
             if cc is None or code.startswith(f"{cc}-"):
                 return Resolution(code, "code")

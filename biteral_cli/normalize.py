@@ -460,6 +460,8 @@ def _state_outcome(text: str, country: str | None, strict: bool) -> _Outcome:
     res = resolve_state(stripped, country)
     if res.value is not None:
         return res.value, None
+    if res.status == "former":
+        return stripped, None  # a withdrawn code with several successors: the API knows it
     shown = _show(stripped)
     where = f"country {country} ({country_name(country)})" if country else "any country"
     if res.status == "wrong_country":
