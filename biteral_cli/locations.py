@@ -292,7 +292,18 @@ def _build_countries() -> _CountryTables:
                 translated = catalog.get(n)
                 if translated and translated != n:
                     for text, _offset in _variants(translated):
-                        _add(raw, text, alpha2, tier, "name")
+                        # A part of a translation ("São Martinho" of "São Martinho (parte
+                        # holandesa)", SX) never competes with a whole name (MF's).
+                        _add(raw, text, alpha2, tier if text == translated else _TIER_OTHER, "name")
+    for _locale, territories in _cldr_territories():
+        for alpha2, name in territories.items():
+            if alpha2 in english:
+                # CLDR's names share a tier with the main translations: a name two locales give
+                # to different countries ("Sant Martin", "Конго") becomes ambiguous.
+                _add(raw, name, alpha2, _TIER_VARIANT, "name")
+                for text, _offset in _variants(name):
+                    if text != name:  # "Myanmar" and "Burma" from "Myanmar (Burma)"
+                        _add(raw, text, alpha2, _TIER_OTHER, "name")
     for alias, alpha2 in _data_rows("country_aliases.csv"):
         _add(raw, alias, alpha2, _TIER_EXACT - 1, "alias")
     intern = _Interner()
@@ -307,6 +318,25 @@ def _build_countries() -> _CountryTables:
             t.fuzzy_keys.append(key)
             t.fuzzy_codes.append(codes[0])
     return t
+
+
+def _cldr_territories() -> Iterator[tuple[str, dict[str, str]]]:
+    """(locale, territory code -> name) for every locale babel ships, CLDR's own data only.
+
+    Without inheritance each name is read once, in the locale that defines it (en_GB only
+    holds what differs from en): ~1 s for all ~1,100 locales instead of ~5 s. babel keeps one
+    name per territory; CLDR's short and variant forms ("Hong Kong", "Burma") are not in its data,
+    so they come from _variants() and pycountry's common names.
+    """
+    try:
+        from babel import localedata
+    except ImportError:  # the tables then have pycountry's names only
+        return
+    for locale in localedata.locale_identifiers():
+        with contextlib.suppress(OSError, ValueError, KeyError, EOFError):
+            territories = localedata.load(locale, merge_inherited=False).get("territories")
+            if territories:
+                yield locale, dict(territories)
 
 
 @dataclass(slots=True)
@@ -475,7 +505,19 @@ def resolve_country(text: str) -> Resolution:
         return Resolution(alpha2, "wikidata") if alpha2 else Resolution(None, "unknown")
     key = fold_text(stripped)
     compact = key.replace(" ", "").upper()
-    if compact.isdigit() and len(compact) <= 3:
+    named = t.names.get(key)
+    # "Áo" is Austria in Vietnamese, not AO: text with letters beyond ASCII is never a code
+    # (full-width "ＥＳ" still is).
+    as_code = unicodedata.normalize("NFKC", stripped).isascii()
+    if as_code and named is not None and len(compact) in (2, 3) and not stripped.isupper():
+        # "Nga" is Russia in Vietnamese and NGA is Nigeria: a name that is also another
+        # country's code is ambiguous unless written as a code (upper case).
+        coded = t.alpha2.get(compact) if len(compact) == 2 else t.alpha3.get(compact)
+        if coded is not None and named[1] != (coded,):
+            return Resolution(None, "ambiguous", candidates=tuple(sorted({coded, *named[1]})))
+    if not as_code:
+        pass
+    elif compact.isdigit() and len(compact) <= 3:
         # Spreadsheets drop the leading zeros of "040".
         alpha2 = t.numeric.get(compact.zfill(3))
         if alpha2:
@@ -484,7 +526,7 @@ def resolve_country(text: str) -> Resolution:
         return Resolution(t.alpha2[compact], "code")
     elif len(compact) == 3 and compact in t.alpha3:
         return Resolution(t.alpha3[compact], "code")
-    found = t.names.get(key)
+    found = named
     if found is not None:
         how, codes = found
         if len(codes) == 1 and how != "ambiguous":
