@@ -54,6 +54,7 @@ from .report import (
     summary_table,
     write_summary_json,
 )
+from .review import LocationReview
 from .settings import ImportSettings
 from .state import SyncState, fingerprint, shard_of
 from .uploader import FieldError, Item, Secret, UploadSettings, check_status, upload
@@ -139,6 +140,8 @@ class Run:
         self.shown_codes: list[str] = []
         self.processed = 0
         self.bad = 0
+        # Counting each row's places costs a little per row: only when someone will read it.
+        self.review = LocationReview() if settings.dry_run or settings.locations_report else None
 
     # -- outcomes -------------------------------------------------------------------------------
     def _count_bad(self) -> None:
@@ -226,7 +229,9 @@ class Run:
         """Read, map and normalize every row; yield what should be sent, account for the rest."""
         seq = itertools.count()
         settings = self.settings
-        normalize_options = NormalizeOptions(strict=settings.strict, empty_as_null=settings.empty_as_null)
+        normalize_options = NormalizeOptions(
+            strict=settings.strict, empty_as_null=settings.empty_as_null, infer_state=settings.infer_state
+        )
         for source, mapping in sources:
             self.tally.register(source.name)
             rows = source.rows()
@@ -237,6 +242,7 @@ class Run:
                 gender_header=gender_column,
                 gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
             )
+            normalizer.review = self.review
             try:
                 # Rows read before the input broke are still processed: none is lost.
                 for row in itertools.chain(sample, () if broken else rows):
@@ -346,7 +352,10 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
 
 
 def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
-    for path in (failures_path, settings.warnings, settings.summary_json, settings.output, settings.state):
+    for path in (
+        failures_path, settings.warnings, settings.summary_json, settings.output, settings.state,
+        settings.locations_report,
+    ):
         if path is not None:
             check_writable(path)
 
@@ -549,6 +558,8 @@ def _run(
     summary.check()
     if settings.summary_json is not None:
         write_summary_json(summary, settings.summary_json)
+    if settings.locations_report is not None and run.review is not None:
+        run.review.write_csv(settings.locations_report)
     _print_summary(run, summary)
     return summary
 
@@ -571,6 +582,8 @@ def _print_summary(run: Run, summary: Summary) -> None:
         run.out.print("nothing to import: the input has a header but no rows")
         return
     run.out.print(summary_table(summary))
+    if settings.dry_run and run.review is not None and len(run.review):
+        run.out.print(run.review.table())
     if summary.failures_path:
         run.out.print(f"Failure report: {summary.failures_path} (fix the rows and feed the file back in)")
     if summary.warnings_path:

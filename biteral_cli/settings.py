@@ -66,6 +66,7 @@ class ImportSettings:
     # normalizing
     strict: bool = False
     empty_as_null: bool = False
+    infer_state: bool = True
     # sending
     sandbox: bool = False
     api_url: str = DEFAULT_API_URL
@@ -82,6 +83,7 @@ class ImportSettings:
     failures: Path | None = None
     failures_format: FailuresFormat = "csv"
     warnings: Path | None = None
+    locations_report: Path | None = None
     summary_json: Path | None = None
     output: Path | None = None
     max_errors: MaxErrors | None = None
