@@ -820,10 +820,7 @@ class Normalizer:
                 payload["metadata"] = outcome
 
         if self.review is not None:
-            problems_of: dict[str, str] = {}
-            for issue in (*errors, *warnings):
-                problems_of.setdefault(issue.field, issue.message)
-            self.review.add(fields, payload, problems_of)
+            self.review.record(fields, payload, errors, warnings)
         if errors:
             return Prepared(row, None, code, errors, warnings)
         return Prepared(row, payload, code, errors, warnings)

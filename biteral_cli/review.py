@@ -4,11 +4,14 @@ many rows, worst first, so a user checks a few hundred places instead of a milli
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+
+from biteral_cli.records import Issue
 
 __all__ = ["LocationReview", "ReviewRow"]
 
@@ -44,13 +47,37 @@ class LocationReview:
     """Counts the rows of each distinct location value and remembers what became of it."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str, str], list[Any]] = {}
+        # (country, state, city) as written -> [rows, per-field (field, written, where, sent, problem)]:
+        # what a row's places become depends on these three cells only, so a row costs one look-up.
+        self._triples: dict[Any, list[Any]] = {}
 
-    def add(self, fields: dict[str, Any], payload: dict[str, Any], problems: dict[str, str]) -> None:
-        """Record one row: its raw location ``fields``, the ``payload`` built, and each field's message."""
+    def record(
+        self, fields: dict[str, Any], payload: dict[str, Any], errors: Iterable[Issue], warnings: Iterable[Issue]
+    ) -> None:
+        """Count one row: its raw location ``fields``, the ``payload`` built and the row's issues."""
+        key: Any = (fields.get("country"), fields.get("state"), fields.get("city"))
+        try:
+            entry = self._triples.get(key)
+        except TypeError:  # a JSON object or list in a cell
+            key = repr(key)
+            entry = self._triples.get(key)
+        if entry is not None:
+            entry[0] += 1
+            return
+        problems: dict[str, str] = {}
+        for issue in (*errors, *warnings):
+            problems.setdefault(issue.field, issue.message)
+        self._triples[key] = [1, self._describe(fields, payload, problems)]
+
+    @staticmethod
+    def _describe(
+        fields: dict[str, Any], payload: dict[str, Any], problems: dict[str, str]
+    ) -> list[tuple[str, str, str, str, str]]:
+        """(field, written, where, sent, problem) of each location field a row has."""
         country = payload.get("country")
         country_where = country if isinstance(country, str) and len(country) == 2 else ""
         state = payload.get("state")
+        described: list[tuple[str, str, str, str, str]] = []
         for name in _FIELDS:
             raw = fields.get(name)
             written = raw.strip() if isinstance(raw, str) else "" if raw is None else str(raw)
@@ -60,21 +87,25 @@ class LocationReview:
             where = "" if name == "country" else country_where
             if name == "city" and isinstance(state, str):
                 where = f"{where} {state}".strip()
-            key = (name, written, where)
-            entry = self._seen.get(key)
-            if entry is None:
-                self._seen[key] = [("" if sent is None else str(sent)), problems.get(name, ""), 1]
-            else:
-                entry[2] += 1
+            described.append((name, written, where, "" if sent is None else str(sent), problems.get(name, "")))
+        return described
+
+    def _counts(self) -> dict[tuple[str, str, str, str, str], int]:
+        """(field, written, where, sent, problem) -> rows, over every distinct row seen."""
+        counts: dict[tuple[str, str, str, str, str], int] = {}
+        for rows, described in self._triples.values():
+            for value in described:
+                counts[value] = counts.get(value, 0) + rows
+        return counts
 
     def rows(self) -> list[ReviewRow]:
         """Every distinct value, problems first, then notes, then the rest; most rows first within each."""
-        found = [ReviewRow(f, w, where, sent, problem, n) for (f, w, where), (sent, problem, n) in self._seen.items()]
+        found = [ReviewRow(f, w, where, sent, problem, n) for (f, w, where, sent, problem), n in self._counts().items()]
         found.sort(key=lambda r: (r.severity, -r.rows, _FIELDS.index(r.field), r.written.casefold()))
         return found
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._triples)
 
     def table(self, limit: int = 40) -> Table:
         """A rich table of the first ``limit`` rows of the review."""
