@@ -42,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from biteral_cli import locations
 from biteral_cli.errors import UsageError
 
 __all__ = [
@@ -285,6 +286,13 @@ def _resolve_country(value: str) -> _Resolved:
     if len(candidates) > 1:
         listed = ", ".join(f"{code} ({names[code]})" for code in sorted(candidates)[:6])
         return _Resolved(None, "ambiguous_country", f"Country {value!r} matches several countries: {listed}")
+    if not candidates:
+        # The API takes a country's name "in English or native language": a name any CLDR locale
+        # gives one country only (Deutschland, Nihon's 日本, Hong Kong SAR China) is not refused.
+        known = locations.resolve_country(text)
+        found = pycountry.countries.get(alpha_2=known.value) if known.value else None
+        if found is not None:
+            return _Resolved(found.alpha_3)
     hint = f" (did you mean {next(iter(candidates))}?)" if candidates else ""
     return _Resolved(None, "unknown_country", f"Unknown country {value!r}{hint}")
 
@@ -369,6 +377,9 @@ def _resolve_state(value: str, country_alpha3: str | None) -> _Resolved:
     if len(matches) > 1:
         listed = ", ".join(f"{code} ({names[code]})" for code in sorted(matches)[:6])
         return _Resolved(None, "ambiguous_state", f"State {value!r} matches several: {listed}")
+    known = locations.resolve_state(text, alpha2)  # names in every language pycountry and CLDR know
+    if known.value is not None and known.status != "wikidata":
+        return _Resolved(known.value)
     where = f" in country {country_alpha3}" if country_alpha3 else ""
     return _Resolved(None, "unknown_state", f"Unknown state {value!r}{where}")
 

@@ -71,3 +71,15 @@ def test_malformed_or_contradicting_places_are_still_rejected(
     assert response.status_code == 400
     errors = [e["payload"] for e in response.json()[0]["payload"]["fieldErrors"]]
     assert {"field": field, "code": code} in [{"field": e["field"], "code": e["code"]} for e in errors]
+
+
+@pytest.mark.parametrize(
+    ("country", "stored"),
+    [("Deutschland", "DEU"), ("日本", "JPN"), ("Hong Kong SAR China", "HKG"), ("Vatikanstadt", "VAT")],
+)
+def test_country_names_in_other_languages_are_accepted(client: httpx.Client, country: str, stored: str) -> None:
+    assert _stored(client, {"country": country})["country"] == stored
+
+
+def test_state_names_in_other_languages_are_accepted(client: httpx.Client) -> None:
+    assert _stored(client, {"country": "ES", "state": "Biscaye"})["state"] == "ES-BI"
