@@ -321,6 +321,13 @@ def import_command(
             help="Send empty cells as null (removes the field on the server).",
         ),
     ] = False,
+    no_infer_state: Annotated[
+        bool,
+        _opt(
+            "--no-infer-state",
+            help="Do not fill a missing state from a city that is unique or dominant in its country.",
+        ),
+    ] = False,
     sandbox: Annotated[
         bool,
         _opt(
@@ -420,6 +427,13 @@ def import_command(
     warnings: Annotated[
         Path | None,
         _opt("--warnings", help="Write rows sent with warnings to this file."),
+    ] = None,
+    locations_report: Annotated[
+        Path | None,
+        _opt(
+            "--locations-report",
+            help="Write the locations review (each distinct country, state and city -> result -> rows) as CSV.",
+        ),
     ] = None,
     summary_json: Annotated[
         Path | None,
@@ -534,6 +548,7 @@ def import_command(
             hash_code=hash_code,
             strict=strict,
             empty_as_null=empty_as_null,
+            infer_state=not no_infer_state,
             sandbox=sandbox,
             api_url=api_url,
             api_key=key,
@@ -549,6 +564,7 @@ def import_command(
             failures=failures,
             failures_format=failures_format,  # type: ignore[arg-type]
             warnings=warnings,
+            locations_report=locations_report,
             summary_json=summary_json,
             output=output,
             max_errors=MaxErrors.parse(max_errors) if max_errors else None,
@@ -642,11 +658,18 @@ def map_command(
         ),
     ] = None,
     samples: Annotated[int, typer.Option("--samples", help="Rows read for sample values.")] = 5,
+    locations_report: Annotated[
+        Path | None,
+        typer.Option("--locations-report", metavar="PATH", help="Also write the locations review as CSV."),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Show how FILE's columns map to customer fields, and optionally save the mapping."""
+    """Show how FILE's columns map to customer fields and a review of its places; optionally save the mapping."""
     from .mapping import MappingOptions, build_mapping, mapping_table, write_mapping_file
+    from .normalize import NormalizeOptions, Normalizer
     from .reader import ReadOptions, open_source
+    from .report import check_writable
+    from .review import LocationReview
 
     try:
         options = ReadOptions(format=format, delimiter=delimiter, encoding=encoding, sheet=sheet)
@@ -657,19 +680,34 @@ def map_command(
             metadata_columns=_split_list(metadata_columns),
             personal_data=personal_data,
         )
+        if locations_report is not None:
+            check_writable(locations_report)
+        review = LocationReview()
         with open_source(file, options, stdin=sys.stdin.buffer if file == "-" else None) as source:
             try:
                 chosen = build_mapping(source.headers, mapping_options)
             except InputError as exc:
                 raise InputError(f"{exc}{source.hint()}") from exc
-            rows = []
+            # The whole file is read only when it has places to review.
+            places = any(chosen.field_column(f) for f in ("country", "state", "city"))
+            normalizer = Normalizer(NormalizeOptions())
+            normalizer.review = review
+            rows: list[dict[str, Any]] = []
             for row in source.rows():
                 if row.error is None:
-                    rows.append(row.cells)
-                if len(rows) >= samples:
+                    if len(rows) < samples:
+                        rows.append(row.cells)
+                    if places:
+                        normalizer.prepare(row, chosen.extract(row.cells))
+                if len(rows) >= samples and not places:
                     break
         console = Console()
         console.print(mapping_table(chosen, rows))
+        if len(review):
+            console.print(review.table())
+        if locations_report is not None:
+            review.write_csv(locations_report)
+            console.print(f"Locations review written to {locations_report}")
         for note in (*source.notes, *chosen.notes):
             console.print(f"[yellow]note:[/] {note}", highlight=False)
         if write_mapping is not None:

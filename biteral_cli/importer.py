@@ -64,6 +64,7 @@ from .report import (
     summary_table,
     write_summary_json,
 )
+from .review import LocationReview
 from .settings import ImportSettings
 from .state import (
     NO_COLUMN,
@@ -193,6 +194,8 @@ class Run:
         self.bad = 0
         self.resumed = 0
         self.notes_shown: dict[str, int] = {}
+        # Counting each row's places costs a little per row: only when someone will read it.
+        self.review = LocationReview() if settings.dry_run or settings.locations_report else None
 
     # -- outcomes -------------------------------------------------------------------------------
     def _count_bad(self) -> None:
@@ -289,6 +292,7 @@ class Run:
             )
             self.tally.register(source.name)
             rows = one.rows
+            normalizer.review = self.review
             try:
                 # Rows read before the input broke are still processed: none is lost.
                 for row in itertools.chain(sample, () if broken else rows):
@@ -460,7 +464,9 @@ def prepare_inputs(
 ) -> list[Input]:
     """Read the first rows of every input ahead and decide its per-column rules (what "M" means,
     falling back to the rule the state recorded when tonight's rows do not tell)."""
-    options = NormalizeOptions(strict=settings.strict, empty_as_null=settings.empty_as_null)
+    options = NormalizeOptions(
+        strict=settings.strict, empty_as_null=settings.empty_as_null, infer_state=settings.infer_state
+    )
     inputs = []
     for index, (source, mapping) in enumerate(sources):
         rows = source.rows()
@@ -580,7 +586,10 @@ def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reope
 
 
 def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
-    for path in (failures_path, settings.warnings, settings.summary_json, settings.output, settings.state):
+    for path in (
+        failures_path, settings.warnings, settings.summary_json, settings.output, settings.state,
+        settings.locations_report,
+    ):
         if path is not None:
             check_writable(path)
 
@@ -852,6 +861,8 @@ def _run(run: Run, stack: contextlib.ExitStack, inputs: Sequence[Input], endpoin
                 run.console.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if settings.summary_json is not None:
         write_summary_json(summary, settings.summary_json)
+    if settings.locations_report is not None and run.review is not None:
+        run.review.write_csv(settings.locations_report)
     _print_summary(run, summary)
     return summary
 
@@ -885,6 +896,8 @@ def _print_summary(run: Run, summary: Summary) -> None:
         run.out.print("nothing to import: the input has a header but no rows")
         return
     run.out.print(summary_table(summary))
+    if settings.dry_run and run.review is not None and len(run.review):
+        run.out.print(run.review.table())
     if summary.failures_path:
         run.out.print(f"Failure report: {summary.failures_path} (fix the rows and feed the file back in)")
     if summary.warnings_path:

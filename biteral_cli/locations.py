@@ -12,6 +12,8 @@ import csv
 import gettext
 import hashlib
 import importlib.metadata
+import importlib.util
+import json
 import marshal
 import os
 import re
@@ -57,7 +59,8 @@ class Resolution:
     value: str | None
     """Alpha-2 for countries; full ISO 3166-2 code ("ES-B") for states; None when not resolved."""
     status: str
-    """"code" | "name" | "alias" | "wikidata" | "ambiguous" | "unknown" | "empty" | "wrong_country"."""
+    """"code" | "name" | "alias" | "wikidata" | "ambiguous" | "unknown" | "empty" | "wrong_country"
+    | "former" (a withdrawn ISO 3166-2 code with no single successor: sent as written)."""
     candidates: tuple[str, ...] = ()
     """For "ambiguous" and "wrong_country": the codes the text could mean."""
     suggestion: str | None = None
@@ -181,11 +184,33 @@ def _cache_dir() -> Path:
     return Path(base) / "biteral-import"
 
 
+#: The packages the tables are built from; their versions are part of the cache key.
+_SOURCES = ("pycountry", "babel", "countrystatecity-countries", "iso3166-2")
+
+
+def _package_dir(module: str) -> Path | None:
+    """Where an installed package's files are, without importing it (importing iso3166_2 loads
+    an HTTP client we never use); None when it is not installed."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _version(package: str) -> str:
+    """An installed distribution's version, or "-" when it is missing (the tables then lack it)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
 @lru_cache(maxsize=1)
 def _tables_key() -> str:
-    """Changes whenever what the tables are built from changes: this module, our data, pycountry."""
+    """Changes whenever what the tables are built from changes: this module, our data, the packages."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(importlib.metadata.version("pycountry").encode())
+    for package in _SOURCES:
+        digest.update(f"{package}={_version(package)};".encode())
     for entry in sorted(resources.files("biteral_cli").joinpath("data").iterdir(), key=lambda e: e.name):
         digest.update(entry.name.encode() + entry.read_bytes())
     return digest.hexdigest()[:16]
@@ -267,7 +292,18 @@ def _build_countries() -> _CountryTables:
                 translated = catalog.get(n)
                 if translated and translated != n:
                     for text, _offset in _variants(translated):
-                        _add(raw, text, alpha2, tier, "name")
+                        # A part of a translation ("São Martinho" of "São Martinho (parte
+                        # holandesa)", SX) never competes with a whole name (MF's).
+                        _add(raw, text, alpha2, tier if text == translated else _TIER_OTHER, "name")
+    for _locale, territories in _cldr_territories():
+        for alpha2, name in territories.items():
+            if alpha2 in english:
+                # CLDR's names share a tier with the main translations: a name two locales give
+                # to different countries ("Sant Martin", "Конго") becomes ambiguous.
+                _add(raw, name, alpha2, _TIER_VARIANT, "name")
+                for text, _offset in _variants(name):
+                    if text != name:  # "Myanmar" and "Burma" from "Myanmar (Burma)"
+                        _add(raw, text, alpha2, _TIER_OTHER, "name")
     for alias, alpha2 in _data_rows("country_aliases.csv"):
         _add(raw, alias, alpha2, _TIER_EXACT - 1, "alias")
     intern = _Interner()
@@ -284,10 +320,31 @@ def _build_countries() -> _CountryTables:
     return t
 
 
+def _cldr_territories() -> Iterator[tuple[str, dict[str, str]]]:
+    """(locale, territory code -> name) for every locale babel ships, CLDR's own data only.
+
+    Without inheritance each name is read once, in the locale that defines it (en_GB only
+    holds what differs from en): ~1 s for all ~1,100 locales instead of ~5 s. babel keeps one
+    name per territory; CLDR's short and variant forms ("Hong Kong", "Burma") are not in its data,
+    so they come from _variants() and pycountry's common names.
+    """
+    try:
+        from babel import localedata
+    except ImportError:  # the tables then have pycountry's names only
+        return
+    for locale in localedata.locale_identifiers():
+        with contextlib.suppress(OSError, ValueError, KeyError, EOFError):
+            territories = localedata.load(locale, merge_inherited=False).get("territories")
+            if territories:
+                yield locale, dict(territories)
+
+
 @dataclass(slots=True)
 class _StateTables:
     codes: dict[str, str] = field(default_factory=dict)
     """Any accepted code spelling ("ES-B", alternative codes) -> ISO 3166-2 code."""
+    former: dict[str, str] = field(default_factory=dict)
+    """A withdrawn ISO 3166-2 code -> its only successor, or "" when it has none or several."""
     by_country: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
     """alpha-2 -> key -> (status, codes)."""
     parent: dict[str, str] = field(default_factory=dict)
@@ -339,6 +396,14 @@ def _build_states() -> _StateTables:
                 table = per_country[code.split("-", 1)[0]]
                 for text, _offset in _variants(translated):
                     _add(table, text, code, _TIER_VARIANT, "name")
+    for code, name, native in _newer_subdivisions(t.codes):
+        t.codes[code] = code
+        t.display[code] = name
+        table = per_country.setdefault(code.split("-", 1)[0], {})
+        for text in {name, native} - {""}:
+            for variant, offset in _variants(text):
+                _add(table, variant, code, _TIER_EXACT + offset, "name")
+    t.former = _former_codes(t.codes)
     for country, alias, code in _data_rows("state_aliases.csv"):
         _add(per_country.setdefault(country, {}), alias, code, _TIER_EXACT - 1, "alias")
     intern = _Interner()
@@ -350,6 +415,53 @@ def _build_states() -> _StateTables:
             for key, (_tier, codes, how) in table.items()
         }
     return t
+
+
+def _newer_subdivisions(known: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """(code, name, native name) of the subdivisions countrystatecity-countries lists and pycountry
+    does not: codes newer than pycountry's ISO data (Norway's 2024 counties NO-55, NO-40) and the
+    codes the dr5hn countries-states-cities database gives dependencies (GP-01, JE-03)."""
+    base = _package_dir("countrystatecity_countries")
+    if base is None:
+        return
+    for path in sorted((base / "data" / "by-country").glob("*/states.json")):
+        with contextlib.suppress(OSError, ValueError):
+            for state in json.loads(path.read_text(encoding="utf-8")):
+                code = state.get("iso3166_2") or ""
+                if _STATE_CODE_RE.fullmatch(code) and code.upper() == code and code not in known:
+                    yield code, state.get("name") or code, state.get("native") or ""
+
+
+_CODE_IN_TEXT_RE = re.compile(r"\b[A-Z]{2}-[A-Z0-9]{1,3}\b")
+# "AU-NS -> AU-NSW" and "from MK-02 to MK-802": a code replaced by exactly one other.
+_CODE_CHANGE_RE = re.compile(r"\b([A-Z]{2}-[A-Z0-9]{1,3})\s*(?:->|→|\bto\b)\s*([A-Z]{2}-[A-Z0-9]{1,3})\b")
+
+
+def _former_codes(current: dict[str, str]) -> dict[str, str]:
+    """Withdrawn ISO 3166-2 codes -> their only current successor ("" when none or several).
+
+    Read from the change history the iso3166-2 package keeps per subdivision (ISO's Online
+    Browsing Platform), plus our state_former.csv for withdrawals that history lacks.
+    """
+    successors: dict[str, set[str]] = {}
+    base = _package_dir("iso3166_2")
+    texts: set[str] = set()
+    if base is not None:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads((base / "iso3166-2.json").read_text(encoding="utf-8"))
+            for subdivisions in data.values():
+                for sub in subdivisions.values():
+                    texts.update(h.get("Change") or "" for h in sub.get("history") or ())
+    for text in texts:
+        for old, new in _CODE_CHANGE_RE.findall(text):
+            if old not in current and new in current:
+                successors.setdefault(old, set()).add(new)
+        for code in _CODE_IN_TEXT_RE.findall(text):
+            if code not in current:
+                successors.setdefault(code, set())
+    for code, successor in _data_rows("state_former.csv"):
+        successors.setdefault(code, set()).update([successor] if successor in current else [])
+    return {code: next(iter(new)) if len(new) == 1 else "" for code, new in successors.items()}
 
 
 def _anywhere(key: str) -> tuple[str, ...]:
@@ -393,7 +505,19 @@ def resolve_country(text: str) -> Resolution:
         return Resolution(alpha2, "wikidata") if alpha2 else Resolution(None, "unknown")
     key = fold_text(stripped)
     compact = key.replace(" ", "").upper()
-    if compact.isdigit() and len(compact) <= 3:
+    named = t.names.get(key)
+    # "Áo" is Austria in Vietnamese, not AO: text with letters beyond ASCII is never a code
+    # (full-width "ＥＳ" still is).
+    as_code = unicodedata.normalize("NFKC", stripped).isascii()
+    if as_code and named is not None and len(compact) in (2, 3) and not stripped.isupper():
+        # "Nga" is Russia in Vietnamese and NGA is Nigeria: a name that is also another
+        # country's code is ambiguous unless written as a code (upper case).
+        coded = t.alpha2.get(compact) if len(compact) == 2 else t.alpha3.get(compact)
+        if coded is not None and named[1] != (coded,):
+            return Resolution(None, "ambiguous", candidates=tuple(sorted({coded, *named[1]})))
+    if not as_code:
+        pass
+    elif compact.isdigit() and len(compact) <= 3:
         # Spreadsheets drop the leading zeros of "040".
         alpha2 = t.numeric.get(compact.zfill(3))
         if alpha2:
@@ -402,7 +526,7 @@ def resolve_country(text: str) -> Resolution:
         return Resolution(t.alpha2[compact], "code")
     elif len(compact) == 3 and compact in t.alpha3:
         return Resolution(t.alpha3[compact], "code")
-    found = t.names.get(key)
+    found = named
     if found is not None:
         how, codes = found
         if len(codes) == 1 and how != "ambiguous":
@@ -439,7 +563,12 @@ def resolve_state(text: str, country: str | None) -> Resolution:
     cc = country.strip().upper() if country else None
     m = _STATE_CODE_RE.fullmatch(stripped)
     if m:
-        code = t.codes.get(f"{m.group(1)}-{m.group(2)}".upper())
+        written = f"{m.group(1)}-{m.group(2)}".upper()
+        code = t.codes.get(written)
+        if code is None and written in t.former:
+            code = t.former[written] or None
+            if code is None and (cc is None or written.startswith(f"{cc}-")):
+                return Resolution(None, "former")  # no single successor: the API may know it
         if code is not None:
             if cc is None or code.startswith(f"{cc}-"):
                 return Resolution(code, "code")

@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from biteral_cli.cities import fips_state, resolve_city
 from biteral_cli.errors import UsageError
 from biteral_cli.locations import country_name, fold_text, resolve_country, resolve_state, state_name
 from biteral_cli.records import Extracted, Issue, Prepared, SourceRow
+from biteral_cli.review import LocationReview
 
 __all__ = ["NormalizeOptions", "Normalizer"]
 
 _CACHE_SIZE = 65536
 _MIN_YEAR = 1900
+_FIPS_RE = re.compile(r"[0-9A-Za-z]{2}")
 _SHOW_CHARS = 60  # how much of a bad value a message quotes
 
 
@@ -44,6 +47,8 @@ class NormalizeOptions:
     max_metadata_chars: int = 60000
     this_year: int | None = None
     """Latest plausible birth year; None means the current year."""
+    infer_state: bool = True
+    """Fill a missing state from a city that is unique or clearly dominant in its country."""
 
     def __post_init__(self) -> None:
         if self.max_code_length < 1:
@@ -460,6 +465,13 @@ def _state_outcome(text: str, country: str | None, strict: bool) -> _Outcome:
     res = resolve_state(stripped, country)
     if res.value is not None:
         return res.value, None
+    if res.status == "former":
+        return stripped, None  # a withdrawn code with several successors: the API knows it
+    if res.status == "unknown" and country and _FIPS_RE.fullmatch(stripped):
+        # Not an ISO 3166-2 code of the country (those come first): a FIPS 10-4 one ("36").
+        fips = fips_state(stripped, country)
+        if fips is not None:
+            return fips, None
     shown = _show(stripped)
     where = f"country {country} ({country_name(country)})" if country else "any country"
     if res.status == "wrong_country":
@@ -477,11 +489,52 @@ def _state_outcome(text: str, country: str | None, strict: bool) -> _Outcome:
     return stripped, _finish(problem, True, strict, hint)
 
 
+#: (value to send or a marker, warning or None, state to fill in or None, note or None)
+_CityOutcome = tuple[Any, str | None, str | None, str | None]
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
-def _city_outcome(text: str) -> Any:
-    """city: trimmed, inner whitespace collapsed; WikiData IDs kept as they are."""
+def _city_outcome(
+    text: str, country: str | None, state: str | None, has_state: bool, infer: bool, strict: bool
+) -> _CityOutcome:
+    """city within the row's country and state: the gazetteer's name, or the text with a warning.
+
+    ``state`` is the row's resolved ISO 3166-2 code; ``has_state`` says whether the row gave any
+    state at all (one that could not be resolved is neither checked against nor replaced).
+    """
     collapsed = " ".join(text.split())
-    return collapsed if collapsed else _EMPTY
+    if not collapsed:
+        return _EMPTY, None, None, None
+    res = resolve_city(collapsed, country, state)
+    shown = _show(collapsed)
+    where = f"country {country} ({country_name(country)})" if country else ""
+    if res.status == "name":
+        if not has_state and infer and res.state:
+            note = (
+                f"state filled in as {res.state} ({state_name(res.state)}) from city {shown} "
+                "(--no-infer-state turns this off)"
+            )
+            return res.value, None, res.state, note
+        return res.value, None, None, None
+    if res.status == "wikidata":
+        return res.value, None, None, None
+    if res.status == "ambiguous":
+        scope = f" in {state} ({state_name(state)})" if state else ""
+        problem = f"ambiguous city {shown} in {where}{scope}: there are several"
+        if res.candidates:
+            problem += f", in {_state_list(res.candidates)}"
+        return collapsed, _finish(problem + "; add a state" if not state else problem, True, strict), None, None
+    if res.status == "contradicts":
+        problem = f"city {shown} is not in state {state} ({state_name(state or '')})"
+        if res.candidates:
+            problem += f": it is in {_state_list(res.candidates)}"
+        return collapsed, _finish(problem, True, strict), None, None
+    if res.status == "unknown" and res.suggestion:
+        # Only with a likely typo: the gazetteer lists places of 1,000+ inhabitants, so a smaller
+        # one is no mistake (and the API may know it).
+        problem = f"city {shown} is not a known city of {where}"
+        return collapsed, _finish(problem, True, strict, f" (did you mean {res.suggestion!r}?)"), None, None
+    return collapsed, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,6 +662,9 @@ class Normalizer:
         self._null_empty = options.empty_as_null
         self._this_year = options.this_year or dt.date.today().year
         self._max_code = options.max_code_length
+        self._infer_state = options.infer_state
+        self.review: LocationReview | None = None
+        """When set, every prepared row's locations are counted in it (dry runs, --locations-report)."""
         decided = _decide_m(gender_header, gender_sample)
         self._m_gender = decided if decided is not None else m_gender
         problem = (
@@ -680,6 +736,8 @@ class Normalizer:
             elif outcome is not _DROP:
                 payload["country"] = outcome
 
+        state_code: str | None = None
+        has_state = False
         value = get("state", _MISSING)
         if value is not _MISSING:
             text = value if type(value) is str else self._text(value)
@@ -694,6 +752,9 @@ class Normalizer:
                     payload["state"] = None
             elif outcome is not _DROP:
                 payload["state"] = outcome
+                has_state = True
+                if message is None and type(outcome) is str and outcome[2:3] == "-":
+                    state_code = outcome
 
         value = get("city", _MISSING)
         if value is not _MISSING:
@@ -702,7 +763,15 @@ class Normalizer:
                 outcome, message = _DROP, self._not_text("city", value)
                 problems.append(Issue("city", message))
             else:
-                outcome = _city_outcome(text)
+                outcome, message, filled, note = _city_outcome(
+                    text, country, state_code, has_state, self._infer_state, strict
+                )
+                if message is not None:
+                    problems.append(Issue("city", message))
+                if filled is not None:
+                    payload.pop("state", None)  # an empty state cell sent as null: replaced
+                    payload["state"] = filled
+                    warnings.append(Issue("state", note or ""))  # a note: never rejects the row
             if outcome is _EMPTY:
                 if null_empty:
                     payload["city"] = None
@@ -753,6 +822,8 @@ class Normalizer:
             else:
                 payload["metadata"] = outcome
 
+        if self.review is not None:
+            self.review.record(fields, payload, errors, warnings)
         if errors:
             return Prepared(row, None, code, errors, warnings)
         return Prepared(row, payload, code, errors, warnings)

@@ -42,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from biteral_cli import locations
 from biteral_cli.errors import UsageError
 
 __all__ = [
@@ -194,7 +195,12 @@ def _fold_country(text: str) -> str:
     return folded[4:] if folded.startswith("the ") else folded
 
 
-# Only ids we are sure of; anything else shaped like Q123 is an unknown country.
+_WIKIDATA_RE = re.compile(r"Q[1-9][0-9]{0,11}")
+# ISO 3166-2 suffixes are 1-3 letters or digits; FIPS 10-4 subdivision codes are 2.
+_STATE_CODE_RE = re.compile(r"([A-Z]{2})-([A-Z0-9]{1,3})")
+_STATE_SUFFIX_RE = re.compile(r"[A-Z0-9]{1,3}")
+
+# Ids we can map to ISO; any other well-formed WikiData ID is stored as given.
 _COUNTRY_WIKIDATA: dict[str, str] = {
     "Q29": "ESP", "Q30": "USA", "Q142": "FRA", "Q183": "DEU", "Q38": "ITA", "Q145": "GBR",
     "Q45": "PRT", "Q96": "MEX", "Q155": "BRA", "Q414": "ARG", "Q298": "CHL", "Q739": "COL",
@@ -261,11 +267,10 @@ def _resolve_country(value: str) -> _Resolved:
     """Resolve a country given as ISO code, numeric code, WikiData id or name to ISO alpha-3."""
     text = value.strip()
     upper = text.upper()
-    if re.fullmatch(r"Q\d+", upper):
-        alpha3 = _COUNTRY_WIKIDATA.get(upper)
-        if alpha3:
-            return _Resolved(alpha3)
-        return _Resolved(None, "unknown_country", f"Unknown country {value!r}")
+    if _WIKIDATA_RE.fullmatch(upper):
+        # A well-formed WikiData ID is accepted as the real API would; one we cannot map to a
+        # country is stored as given rather than refused (the sandbox is never stricter).
+        return _Resolved(_COUNTRY_WIKIDATA.get(upper, upper))
     if text.isdigit() and len(text) <= 3:
         found = pycountry.countries.get(numeric=text.zfill(3))
         if found:
@@ -291,6 +296,13 @@ def _resolve_country(value: str) -> _Resolved:
     if len(candidates) > 1:
         listed = ", ".join(f"{code} ({names[code]})" for code in sorted(candidates)[:6])
         return _Resolved(None, "ambiguous_country", f"Country {value!r} matches several countries: {listed}")
+    if not candidates:
+        # The API takes a country's name "in English or native language": a name any CLDR locale
+        # gives one country only (Deutschland, Nihon's 日本, Hong Kong SAR China) is not refused.
+        known = locations.resolve_country(text)
+        found = pycountry.countries.get(alpha_2=known.value) if known.value else None
+        if found is not None:
+            return _Resolved(found.alpha_3)
     hint = f" (did you mean {next(iter(candidates))}?)" if candidates else ""
     return _Resolved(None, "unknown_country", f"Unknown country {value!r}{hint}")
 
@@ -349,13 +361,23 @@ def _resolve_state(value: str, country_alpha3: str | None) -> _Resolved:
     if country_alpha3:
         country = pycountry.countries.get(alpha_3=country_alpha3)
         alpha2 = country.alpha_2 if country else None
+    if _WIKIDATA_RE.fullmatch(upper):
+        return _Resolved(upper)  # well-formed, unverifiable here: stored as given
     by_name, parents, names = _subdivision_index()
-    if re.fullmatch(r"[A-Z]{2}-[A-Z0-9]{1,3}", upper) and upper in parents:
-        if alpha2 and not upper.startswith(f"{alpha2}-"):
+    shaped = _STATE_CODE_RE.fullmatch(upper)
+    if shaped:
+        if alpha2 and shaped.group(1) != alpha2:
             return _Resolved(None, "unknown_state", f"State {value!r} is not in country {country_alpha3}")
-        return _Resolved(upper)
-    if alpha2 and f"{alpha2}-{upper}" in parents:
-        return _Resolved(f"{alpha2}-{upper}")
+        if upper in parents or pycountry.countries.get(alpha_2=shaped.group(1)):
+            # Former and newer ISO 3166-2 codes than pycountry knows are real API input (the
+            # official SDK's example customers use LU-L, MK-85, NO-55...): a code of the right
+            # shape for a real country is accepted and stored as given.
+            return _Resolved(upper)
+    if alpha2 and _STATE_SUFFIX_RE.fullmatch(upper):
+        if f"{alpha2}-{upper}" in parents:
+            return _Resolved(f"{alpha2}-{upper}")
+        if len(upper) == 2 and upper.isdigit():
+            return _Resolved(upper)  # a FIPS 10-4 code ("36") within the country: stored as given
     matches = by_name.get(_fold(text), set())
     if alpha2:
         matches = {code for code in matches if code.startswith(f"{alpha2}-")}
@@ -365,6 +387,9 @@ def _resolve_state(value: str, country_alpha3: str | None) -> _Resolved:
     if len(matches) > 1:
         listed = ", ".join(f"{code} ({names[code]})" for code in sorted(matches)[:6])
         return _Resolved(None, "ambiguous_state", f"State {value!r} matches several: {listed}")
+    known = locations.resolve_state(text, alpha2)  # names in every language pycountry and CLDR know
+    if known.value is not None and known.status != "wikidata":
+        return _Resolved(known.value)
     where = f" in country {country_alpha3}" if country_alpha3 else ""
     return _Resolved(None, "unknown_state", f"Unknown state {value!r}{where}")
 

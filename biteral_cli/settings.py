@@ -77,6 +77,7 @@ class ImportSettings:
     # normalizing
     strict: bool = False
     empty_as_null: bool = False
+    infer_state: bool = True
     # sending
     sandbox: bool = False
     api_url: str = DEFAULT_API_URL
@@ -95,6 +96,7 @@ class ImportSettings:
     failures_format: FailuresFormat | None = None
     """csv or jsonl for every report; None: each report follows its path's extension (CSV by default)."""
     warnings: Path | None = None
+    locations_report: Path | None = None
     summary_json: Path | None = None
     output: Path | None = None
     max_errors: MaxErrors | None = None

@@ -53,6 +53,10 @@ STATES = {
     "IT": [("IT-MI", ["Milano", "IT-MI", "MI"], ["Milano"])],
     "GB": [("GB-LND", ["GB-LND"], ["London"])],
 }
+# Cities the importer sends under another name: the GeoNames name of the place (issue 13 §3).
+# GB-LND is ISO's "London, City of", so London with that state is the City of London.
+SENT_CITY = {"München": "Munich", "Nürnberg": "Nuremberg", "Lisboa": "Lisbon", "Milano": "Milan",
+             "London": "City of London"}  # fmt: skip
 GENDERS = {0: ["0", ""], 1: ["1"], 2: ["2"], 3: ["3"]}
 PLANS = ["free", "pro", "business"]
 
@@ -99,7 +103,7 @@ def build() -> tuple[list[dict[str, str]], list[dict]]:
             "isActive": active,
             "country": alpha3,
             "state": state_code,
-            "city": row["city"],
+            "city": SENT_CITY.get(row["city"], row["city"]),
             "yearBorn": year,
             "metadata": meta,
         }

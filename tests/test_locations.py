@@ -254,6 +254,7 @@ def test_resolve_state_never_raises(text: str, country: str | None) -> None:
         "unknown",
         "empty",
         "wrong_country",
+        "former",
     }
     if res.value is not None and res.status != "wikidata":
         assert res.value.split("-")[0] == (country or res.value.split("-")[0]).upper()

@@ -427,8 +427,17 @@ def _dry_run(in_dir: Path, source: Path, name: str) -> tuple[list[dict[str, obje
     result = CliRunner().invoke(
         # Phones and notes are personal data, kept home by default: include them to see them round-trip.
         app,
-        [str(source), "--dry-run", "--output", str(payloads), "--failures", str(failures), "--quiet"]
-        + ["--personal-data", "include"],
+        [
+            str(source),
+            "--dry-run",
+            "--output",
+            str(payloads),
+            "--failures",
+            str(failures),
+            "--quiet",
+            "--personal-data",
+            "include",
+        ],
     )
     assert result.exit_code in (0, 1), result.output
     sent = [json.loads(line) for line in payloads.read_text(encoding="utf-8").splitlines()]
@@ -444,9 +453,7 @@ def _report_of(source: Path, report_path: Path) -> None:
     """Write every row of ``source`` to a CSV failure report, as a run whose rows all failed would."""
     from biteral_cli.reader import ReadOptions, open_source
 
-    with open_source(str(source), ReadOptions()) as opened, RowReport(
-        report_path, columns=opened.headers
-    ) as report:
+    with open_source(str(source), ReadOptions()) as opened, RowReport(report_path, columns=opened.headers) as report:
         for row in opened.rows():
             report.add(row, stage="api", field="", error="gave up after 6 attempts: API answered 503")
 
