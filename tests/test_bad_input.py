@@ -207,7 +207,7 @@ CASES = [
         "mixed.csv",
         data("code,country,city\nA1,España,Málaga\n".encode("cp1252") + "A2,España,Málaga\n".encode()),
         0,
-        '{"code":"A2","country":"ES","city":"Málaga"}',  # España read, not EspaÃ±a
+        '{"code":"A2","country":"ES","state":"ES-MA","city":"Málaga"}',  # España read, not EspaÃ±a
         "payloads",
     ),
     Case(

@@ -23,7 +23,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from biteral_cli.cli import app
 from biteral_cli.sandbox import RunningSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,9 @@ def _command_part(line: str) -> str | None:
         return None
     # `biteral-import FILE...` and `biteral-import map FILE` are synopses, not commands.
     if re.search(r"\b[A-Z]{3,}\b(?!=)", line.split("biteral-import", 1)[1]):
+        return None
+    # Prose naming the command (`biteral-import map` lists ...) runs nothing.
+    if re.fullmatch(r"\S*biteral-import map", line):
         return None
     return line
 
@@ -92,6 +97,11 @@ def _lay_out_placeholders(tmp: Path) -> None:
     shutil.copy(ROOT / "sample_data" / "customers.jsonl", tmp / "build" / "customers.jsonl")
     # A copy, not a link: the quick start writes its failure report next to the sample.
     shutil.copytree(ROOT / "sample_data", tmp / "sample_data")
+    # The cron recipe runs on the mapping that the README's first step wrote and the user reviewed.
+    written = CliRunner().invoke(
+        app, ["map", str(tmp / "exports/customers.csv"), "--write-mapping", str(tmp / "customers.toml")], env={}
+    )
+    assert written.exit_code == 0, written.output
 
 
 def _realize(command: str, tmp: Path, port: int, key_file: Path) -> str:

@@ -478,15 +478,21 @@ def test_any_row_through_a_failure_report_and_back_gives_the_same_payload(
 
 
 def test_guarded_cells_of_every_column_come_back_without_the_guard(in_tmp: Path) -> None:
-    # The cells the issue names: a city, a metadata number and a phone, all formula-like.
+    # The cells the issue names: a city, a metadata number and a phone, all formula-like. The city
+    # is one no gazetteer knows, so it is sent as written and only the guard can change it.
     original = in_tmp / "customers.csv"
-    _write_input(original, [["-C1", "ES", "-Madrid", "+34600000000", "-25.50"]])
+    _write_input(original, [["-C1", "ES", "-Villa Inventada", "+34600000000", "-25.50"]])
     report = in_tmp / "customers.failures.csv"
     _report_of(original, report)
-    assert "'-Madrid" in report.read_text(encoding="utf-8-sig")  # the guard is in the report
+    assert "'-Villa Inventada" in report.read_text(encoding="utf-8-sig")  # the guard is in the report
     sent, _ = _dry_run(in_tmp, report, "again")
     assert sent == [
-        {"code": "-C1", "country": "ES", "city": "-Madrid", "metadata": {"Phone": "+34600000000", "Notes": "-25.50"}}
+        {
+            "code": "-C1",
+            "country": "ES",
+            "city": "-Villa Inventada",
+            "metadata": {"Phone": "+34600000000", "Notes": "-25.50"},
+        }
     ]
 
 
