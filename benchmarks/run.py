@@ -292,9 +292,7 @@ def sandbox(latency_ms: float, rate_limit: float | None = None) -> Iterator[Serv
     cmd = [PYTHON, str(HERE / "sandbox_server.py"), "--latency-ms", str(latency_ms)]
     if rate_limit is not None:
         cmd += ["--rate-limit", str(rate_limit)]
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=child_env()
-    )
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=child_env())
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + _SERVER_START_S

@@ -52,9 +52,7 @@ def content_hash(path: Path) -> str:
 class Checkpoint:
     """Append-only record of rows the API confirmed, keyed by the inputs' content hashes."""
 
-    def __init__(
-        self, path: Path, file: IO[bytes], sources: list[str], done: dict[str, set[int]]
-    ) -> None:
+    def __init__(self, path: Path, file: IO[bytes], sources: list[str], done: dict[str, set[int]]) -> None:
         """Use ``Checkpoint.open``; this only assembles an already opened checkpoint."""
         self.path = path
         self._file: IO[bytes] | None = file
@@ -153,9 +151,7 @@ class Checkpoint:
         self.close(completed=False)
 
 
-def _load(
-    path: Path, input_hashes: dict[str, str]
-) -> tuple[list[str], dict[str, set[int]], int] | None:
+def _load(path: Path, input_hashes: dict[str, str]) -> tuple[list[str], dict[str, set[int]], int] | None:
     """The checkpoint's inputs in stored order, its confirmed rows, and where its last line ends."""
     try:
         data = path.read_bytes()
@@ -171,18 +167,14 @@ def _load(
         except ValueError:
             header = None
     if not isinstance(header, dict) or header.get(_MAGIC) != _VERSION:
-        raise UsageError(
-            f"{path} is not a biteral-import checkpoint (or is damaged); run without --resume"
-        )
+        raise UsageError(f"{path} is not a biteral-import checkpoint (or is damaged); run without --resume")
     inputs = header.get("inputs")
     try:
         stored = {str(source): str(digest) for source, digest in inputs}  # type: ignore[union-attr]
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{path} is a damaged checkpoint; run without --resume") from exc
     if stored != input_hashes:
-        raise UsageError(
-            f"the input changed since the checkpoint {path} was written; run without --resume"
-        )
+        raise UsageError(f"the input changed since the checkpoint {path} was written; run without --resume")
     sources = list(stored)
     done: dict[str, set[int]] = {s: set() for s in sources}
     lines = data[first_end + 1 :].split(b"\n")

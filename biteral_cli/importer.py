@@ -288,7 +288,11 @@ class Run:
         seq = itertools.count()
         for one in inputs:
             source, mapping, sample, broken, normalizer = (
-                one.source, one.mapping, one.sample, one.broken, one.normalizer
+                one.source,
+                one.mapping,
+                one.sample,
+                one.broken,
+                one.normalizer,
             )
             self.tally.register(source.name)
             rows = one.rows
@@ -587,7 +591,11 @@ def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reope
 
 def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
     for path in (
-        failures_path, settings.warnings, settings.summary_json, settings.output, settings.state,
+        failures_path,
+        settings.warnings,
+        settings.summary_json,
+        settings.output,
+        settings.state,
         settings.locations_report,
     ):
         if path is not None:

@@ -409,9 +409,7 @@ def _build_states() -> _StateTables:
     intern = _Interner()
     for country, table in per_country.items():
         t.by_country[country] = {
-            key: intern(
-                (how, intern(_without_ancestors(codes, t.parent) if len(codes) > 1 else tuple(codes)))
-            )
+            key: intern((how, intern(_without_ancestors(codes, t.parent) if len(codes) > 1 else tuple(codes))))
             for key, (_tier, codes, how) in table.items()
         }
     return t

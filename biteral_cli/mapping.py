@@ -101,9 +101,7 @@ _PLACE_FIELDS = frozenset({"country", "state", "city"})
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[^\W_]+")
-_LINK_WORDS = frozenset(
-    {"de", "del", "do", "da", "dos", "das", "di", "du", "des", "d", "of", "der", "von", "l"}
-)
+_LINK_WORDS = frozenset({"de", "del", "do", "da", "dos", "das", "di", "du", "des", "d", "of", "der", "von", "l"})
 
 
 def _tokens(text: str) -> tuple[str, ...]:
@@ -133,17 +131,62 @@ class _Role:
 
 # (field, kind, preference, language, phrases)
 _SYNONYM_TABLE: tuple[tuple[str, str, int, str, tuple[str, ...]], ...] = (
-    ("code", "id", 0, "en", ("code", "id", "identifier", "record id", "customer number",
-                            "customer no", "customer nr", "client number", "external id",
-                            "source id", "uid", "uuid", "customer reference", "customer ref")),
-    ("code", "id", 0, "es", ("codigo", "cod", "identificador", "numero cliente", "num cliente",
-                            "n cliente", "no cliente", "nro cliente", "referencia cliente",
-                            "ref cliente", "id cliente")),
+    (
+        "code",
+        "id",
+        0,
+        "en",
+        (
+            "code",
+            "id",
+            "identifier",
+            "record id",
+            "customer number",
+            "customer no",
+            "customer nr",
+            "client number",
+            "external id",
+            "source id",
+            "uid",
+            "uuid",
+            "customer reference",
+            "customer ref",
+        ),
+    ),
+    (
+        "code",
+        "id",
+        0,
+        "es",
+        (
+            "codigo",
+            "cod",
+            "identificador",
+            "numero cliente",
+            "num cliente",
+            "n cliente",
+            "no cliente",
+            "nro cliente",
+            "referencia cliente",
+            "ref cliente",
+            "id cliente",
+        ),
+    ),
     ("code", "id", 0, "pt", ("codigo", "cod", "identificador", "numero cliente", "id cliente")),
-    ("code", "id", 0, "fr", ("code", "identifiant", "numero client", "n client", "no client",
-                            "reference client", "ref client")),
-    ("code", "id", 0, "de", ("kennung", "kundennummer", "kundennr", "nummer kunde", "nr kunde",
-                            "kunden nr", "kundenkennung")),
+    (
+        "code",
+        "id",
+        0,
+        "fr",
+        ("code", "identifiant", "numero client", "n client", "no client", "reference client", "ref client"),
+    ),
+    (
+        "code",
+        "id",
+        0,
+        "de",
+        ("kennung", "kundennummer", "kundennr", "nummer kunde", "nr kunde", "kunden nr", "kundenkennung"),
+    ),
     ("code", "id", 0, "it", ("codice", "identificativo", "numero cliente", "id cliente")),
     ("code", "email", 0, "en", ("email", "e mail", "mail", "email address", "emailaddress")),
     ("code", "email", 0, "es", ("correo", "correo electronico", "email")),
@@ -170,8 +213,13 @@ _SYNONYM_TABLE: tuple[tuple[str, str, int, str, tuple[str, ...]], ...] = (
     ("country", "plain", 0, "fr", ("pays",)),
     ("country", "plain", 0, "de", ("land",)),
     ("country", "plain", 0, "it", ("paese", "nazione")),
-    ("state", "plain", 0, "en", ("state", "province", "state region", "state province",
-                                 "province state", "region state")),
+    (
+        "state",
+        "plain",
+        0,
+        "en",
+        ("state", "province", "state region", "state province", "province state", "region state"),
+    ),
     ("state", "plain", 0, "es", ("provincia", "estado", "comunidad autonoma")),
     ("state", "plain", 0, "pt", ("estado", "provincia", "uf")),
     ("state", "plain", 0, "fr", ("province", "departement")),
@@ -193,8 +241,7 @@ _SYNONYM_TABLE: tuple[tuple[str, str, int, str, tuple[str, ...]], ...] = (
     ("yearBorn", "plain", 0, "de", ("geburtsjahr", "jahrgang")),
     ("yearBorn", "plain", 0, "it", ("anno nascita",)),
     ("yearBorn", "birthdate", 1, "en", ("date birth", "dob", "birthdate", "birth date")),
-    ("yearBorn", "birthdate", 1, "es", ("fecha nacimiento", "f nacimiento", "nacimiento",
-                                        "fec nacimiento")),
+    ("yearBorn", "birthdate", 1, "es", ("fecha nacimiento", "f nacimiento", "nacimiento", "fec nacimiento")),
     ("yearBorn", "birthdate", 1, "pt", ("data nascimento", "nascimento")),
     ("yearBorn", "birthdate", 1, "fr", ("date naissance", "naissance")),
     ("yearBorn", "birthdate", 1, "de", ("geburtsdatum",)),
@@ -212,8 +259,22 @@ _SYNONYM_TABLE: tuple[tuple[str, str, int, str, tuple[str, ...]], ...] = (
 )
 
 # Words that turn a country/state name column into a code column (``Country Code``, ``Cód. País``).
-_CODE_WORDS = ("code", "codigo", "cod", "codice", "iso", "iso2", "iso3", "iso code", "alpha2",
-               "abbreviation", "abbr", "abrev", "sigla", "kurzel")
+_CODE_WORDS = (
+    "code",
+    "codigo",
+    "cod",
+    "codice",
+    "iso",
+    "iso2",
+    "iso3",
+    "iso code",
+    "alpha2",
+    "abbreviation",
+    "abbr",
+    "abrev",
+    "sigla",
+    "kurzel",
+)
 
 
 def _build_synonyms() -> dict[str, _Role]:
@@ -243,70 +304,316 @@ def _build_synonyms() -> dict[str, _Role]:
 _SYNONYMS = _build_synonyms()
 
 _ENTITY_WORDS: dict[str, int] = dict.fromkeys(
-    ("customer", "customers", "contact", "client", "cliente", "clientes", "kunde", "kunden",
-     "user", "usuario", "utilisateur", "utente", "person", "persona", "pessoa", "member", "socio"),
+    (
+        "customer",
+        "customers",
+        "contact",
+        "client",
+        "cliente",
+        "clientes",
+        "kunde",
+        "kunden",
+        "user",
+        "usuario",
+        "utilisateur",
+        "utente",
+        "person",
+        "persona",
+        "pessoa",
+        "member",
+        "socio",
+    ),
     0,
 )
 _PLACE_WORDS: dict[str, int] = {
-    **dict.fromkeys(("address", "addr", "adresse", "direccion", "domicilio", "endereco",
-                     "indirizzo", "anschrift", "home", "primary", "main", "principal",
-                     "residence", "residencia"), 1),
-    **dict.fromkeys(("default", "billing", "bill", "mailing", "invoice", "invoicing",
-                     "facturacion", "factura", "fiscal", "faturamento", "faturacao", "cobranca",
-                     "facturation", "rechnung", "rechnungs", "rechnungsadresse",
-                     "fatturazione"), 2),
-    **dict.fromkeys(("shipping", "ship", "delivery", "envio", "entrega", "livraison",
-                     "expedition", "lieferung", "liefer", "lieferadresse", "spedizione",
-                     "consegna", "other", "alternate", "alt", "secondary", "work", "business",
-                     "office"), 3),
+    **dict.fromkeys(
+        (
+            "address",
+            "addr",
+            "adresse",
+            "direccion",
+            "domicilio",
+            "endereco",
+            "indirizzo",
+            "anschrift",
+            "home",
+            "primary",
+            "main",
+            "principal",
+            "residence",
+            "residencia",
+        ),
+        1,
+    ),
+    **dict.fromkeys(
+        (
+            "default",
+            "billing",
+            "bill",
+            "mailing",
+            "invoice",
+            "invoicing",
+            "facturacion",
+            "factura",
+            "fiscal",
+            "faturamento",
+            "faturacao",
+            "cobranca",
+            "facturation",
+            "rechnung",
+            "rechnungs",
+            "rechnungsadresse",
+            "fatturazione",
+        ),
+        2,
+    ),
+    **dict.fromkeys(
+        (
+            "shipping",
+            "ship",
+            "delivery",
+            "envio",
+            "entrega",
+            "livraison",
+            "expedition",
+            "lieferung",
+            "liefer",
+            "lieferadresse",
+            "spedizione",
+            "consegna",
+            "other",
+            "alternate",
+            "alt",
+            "secondary",
+            "work",
+            "business",
+            "office",
+        ),
+        3,
+    ),
 }
 _ENTITY_OR_PLACE = {**_PLACE_WORDS, **_ENTITY_WORDS}
-_RANK_NAMES = {
-    0: "unprefixed", 1: "address/home", 2: "default/billing/mailing", 3: "shipping/other"
-}
+_RANK_NAMES = {0: "unprefixed", 1: "address/home", 2: "default/billing/mailing", 3: "shipping/other"}
 
 
 # Personal data: headers that name a person or a way to reach them. Such columns are kept out of
 # metadata unless the user asks (--metadata-columns, the mapping file, --personal-data include).
 # (kind, phrases in en/es/pt/fr/de/it); matched like field synonyms, qualifier words stripped.
 _PERSONAL_TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("name", ("name", "first name", "last name", "full name", "given name", "family name",
-              "surname", "middle name", "salutation", "nombre", "apellido", "apellidos",
-              "primer apellido", "segundo apellido", "nombre completo", "nome", "sobrenome",
-              "apelido", "nome completo", "nom", "prenom", "nom famille", "nom complet",
-              "vorname", "nachname", "familienname", "cognome", "nome e cognome")),
-    ("email", ("email", "e mail", "mail", "email address", "emailaddress", "correo",
-               "correo electronico", "correio eletronico", "courriel", "adresse email",
-               "adresse mail", "emailadresse", "mailadresse", "posta elettronica")),
-    ("phone", ("phone", "phone number", "telephone", "tel", "mobile", "mobile phone", "cell",
-               "cell phone", "cellphone", "fax", "telefono", "movil", "celular", "telemovel",
-               "telefone", "portable", "telefon", "telefonnummer", "handy", "mobiltelefon",
-               "cellulare", "numero telefono")),
-    ("street address", ("address", "street", "street address", "address1", "address2",
-                        "address line", "address line1", "address line2", "line1", "line2",
-                        "direccion", "domicilio", "calle", "endereco", "morada", "rua",
-                        "adresse", "rue", "strasse", "anschrift", "indirizzo", "via")),
-    ("postcode", ("zip", "zip code", "zipcode", "postcode", "postal code", "post code",
-                  "codigo postal", "cod postal", "cp", "cep", "code postal", "postleitzahl", "plz",
-                  "cap", "codice postale")),
-    ("birth date", ("date birth", "dob", "birthdate", "birth date", "birthday",
-                    "fecha nacimiento", "f nacimiento", "nacimiento", "fec nacimiento",
-                    "data nascimento", "nascimento", "date naissance", "naissance",
-                    "geburtsdatum", "geburtstag", "data nascita", "cumpleanos")),
-    ("free-text note", ("note", "notes", "comment", "comments", "remark", "remarks",
-                        "description", "nota", "notas", "observaciones", "observacion",
-                        "comentario", "comentarios", "descripcion", "observacoes", "remarque",
-                        "remarques", "commentaire", "commentaires", "bemerkung", "bemerkungen",
-                        "notiz", "notizen", "kommentar", "commento", "osservazioni")),
-    ("IP address", ("ip", "ip address", "ipaddress", "last ip", "signup ip", "direccion ip",
-                    "endereco ip", "adresse ip", "ip adresse", "indirizzo ip")),
-    ("national id", ("nif", "dni", "nie", "ssn", "social security number", "national id",
-                     "passport", "pasaporte", "cpf", "codice fiscale", "steuernummer", "tax id")),
+    (
+        "name",
+        (
+            "name",
+            "first name",
+            "last name",
+            "full name",
+            "given name",
+            "family name",
+            "surname",
+            "middle name",
+            "salutation",
+            "nombre",
+            "apellido",
+            "apellidos",
+            "primer apellido",
+            "segundo apellido",
+            "nombre completo",
+            "nome",
+            "sobrenome",
+            "apelido",
+            "nome completo",
+            "nom",
+            "prenom",
+            "nom famille",
+            "nom complet",
+            "vorname",
+            "nachname",
+            "familienname",
+            "cognome",
+            "nome e cognome",
+        ),
+    ),
+    (
+        "email",
+        (
+            "email",
+            "e mail",
+            "mail",
+            "email address",
+            "emailaddress",
+            "correo",
+            "correo electronico",
+            "correio eletronico",
+            "courriel",
+            "adresse email",
+            "adresse mail",
+            "emailadresse",
+            "mailadresse",
+            "posta elettronica",
+        ),
+    ),
+    (
+        "phone",
+        (
+            "phone",
+            "phone number",
+            "telephone",
+            "tel",
+            "mobile",
+            "mobile phone",
+            "cell",
+            "cell phone",
+            "cellphone",
+            "fax",
+            "telefono",
+            "movil",
+            "celular",
+            "telemovel",
+            "telefone",
+            "portable",
+            "telefon",
+            "telefonnummer",
+            "handy",
+            "mobiltelefon",
+            "cellulare",
+            "numero telefono",
+        ),
+    ),
+    (
+        "street address",
+        (
+            "address",
+            "street",
+            "street address",
+            "address1",
+            "address2",
+            "address line",
+            "address line1",
+            "address line2",
+            "line1",
+            "line2",
+            "direccion",
+            "domicilio",
+            "calle",
+            "endereco",
+            "morada",
+            "rua",
+            "adresse",
+            "rue",
+            "strasse",
+            "anschrift",
+            "indirizzo",
+            "via",
+        ),
+    ),
+    (
+        "postcode",
+        (
+            "zip",
+            "zip code",
+            "zipcode",
+            "postcode",
+            "postal code",
+            "post code",
+            "codigo postal",
+            "cod postal",
+            "cp",
+            "cep",
+            "code postal",
+            "postleitzahl",
+            "plz",
+            "cap",
+            "codice postale",
+        ),
+    ),
+    (
+        "birth date",
+        (
+            "date birth",
+            "dob",
+            "birthdate",
+            "birth date",
+            "birthday",
+            "fecha nacimiento",
+            "f nacimiento",
+            "nacimiento",
+            "fec nacimiento",
+            "data nascimento",
+            "nascimento",
+            "date naissance",
+            "naissance",
+            "geburtsdatum",
+            "geburtstag",
+            "data nascita",
+            "cumpleanos",
+        ),
+    ),
+    (
+        "free-text note",
+        (
+            "note",
+            "notes",
+            "comment",
+            "comments",
+            "remark",
+            "remarks",
+            "description",
+            "nota",
+            "notas",
+            "observaciones",
+            "observacion",
+            "comentario",
+            "comentarios",
+            "descripcion",
+            "observacoes",
+            "remarque",
+            "remarques",
+            "commentaire",
+            "commentaires",
+            "bemerkung",
+            "bemerkungen",
+            "notiz",
+            "notizen",
+            "kommentar",
+            "commento",
+            "osservazioni",
+        ),
+    ),
+    (
+        "IP address",
+        (
+            "ip",
+            "ip address",
+            "ipaddress",
+            "last ip",
+            "signup ip",
+            "direccion ip",
+            "endereco ip",
+            "adresse ip",
+            "ip adresse",
+            "indirizzo ip",
+        ),
+    ),
+    (
+        "national id",
+        (
+            "nif",
+            "dni",
+            "nie",
+            "ssn",
+            "social security number",
+            "national id",
+            "passport",
+            "pasaporte",
+            "cpf",
+            "codice fiscale",
+            "steuernummer",
+            "tax id",
+        ),
+    ),
     ("login", ("login", "username", "user name", "user login")),
 )
-_PERSONAL: dict[str, str] = {
-    _norm(phrase): kind for kind, phrases in _PERSONAL_TABLE for phrase in phrases
-}
+_PERSONAL: dict[str, str] = {_norm(phrase): kind for kind, phrases in _PERSONAL_TABLE for phrase in phrases}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -347,11 +654,7 @@ def _match_header(header: str) -> _Match | None:
             if role is None:
                 continue
             prefix, suffix = words[:i], words[n - j :]
-            allowed = (
-                _ENTITY_OR_PLACE
-                if role.field in _PLACE_FIELDS or role.kind == "email"
-                else _ENTITY_WORDS
-            )
+            allowed = _ENTITY_OR_PLACE if role.field in _PLACE_FIELDS or role.kind == "email" else _ENTITY_WORDS
             if all(w in allowed for w in prefix + suffix):
                 rank = max((allowed[w] for w in prefix + suffix), default=0)
                 parts = []
@@ -365,8 +668,7 @@ def _match_header(header: str) -> _Match | None:
 
 _META_PREFIXED = re.compile(r"^\s*meta[-_ ]?data\s*[._:\[]\s*(?P<key>.+?)\s*\]?\s*$", re.IGNORECASE)
 _META_SUFFIXED = re.compile(r"^\s*(?P<key>.+?)\s*\(\s*meta[-_ ]?data\s*\)\s*$", re.IGNORECASE)
-_META_JSON_NAMES = frozenset({"metadata", "metadatos", "metadados", "metadonnees", "metadaten",
-                              "metadati"})
+_META_JSON_NAMES = frozenset({"metadata", "metadatos", "metadados", "metadonnees", "metadaten", "metadati"})
 
 
 def _explicit_metadata_key(header: str) -> str | None:
@@ -414,9 +716,7 @@ class MappingOptions:
 
     def __post_init__(self) -> None:
         if self.personal_data not in PERSONAL_DATA_POLICIES:
-            raise UsageError(
-                f"--personal-data must be include or exclude, not {self.personal_data!r}"
-            )
+            raise UsageError(f"--personal-data must be include or exclude, not {self.personal_data!r}")
         canonical: dict[str, str] = {}
         for name, column in self.overrides.items():
             fld = _canonical_field(name)
@@ -448,8 +748,7 @@ class ColumnChoice:
 
 _MISSING: Any = object()
 _INVERTED_FALSE = frozenset(
-    {"", "0", "n", "no", "false", "f", "falso", "nao", "não", "non", "nein", "falsch", "off",
-     "none", "-"}
+    {"", "0", "n", "no", "false", "f", "falso", "nao", "não", "non", "nein", "falsch", "off", "none", "-"}
 )
 
 
@@ -494,9 +793,7 @@ class Mapping:
     code_from_email: bool = False
 
     # Precomputed plan for extract(), built once from the fields above.
-    _plan: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    _plan: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = field(init=False, repr=False, compare=False)
     _meta: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
     _json_column: str | None = field(init=False, repr=False, compare=False)
     _known: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -516,9 +813,7 @@ class Mapping:
                 json_column = json_column or choice.column
             elif target.startswith("metadata."):
                 key = target[len("metadata.") :]
-                (explicit if _explicit_metadata_key(choice.column) else unmapped).append(
-                    (choice.column, key)
-                )
+                (explicit if _explicit_metadata_key(choice.column) else unmapped).append((choice.column, key))
         setattr_ = object.__setattr__
         setattr_(self, "_plan", tuple(plan))
         # Explicit metadata.x columns come last so that they win a clash of keys.
@@ -614,8 +909,7 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
     unknown = set(raw) - {"columns", "values", "defaults", "metadata"}
     if unknown:
         raise ConfigError(
-            f"{where}: unknown section {', '.join(sorted(unknown))}; "
-            "sections are: columns, values, defaults, metadata"
+            f"{where}: unknown section {', '.join(sorted(unknown))}; sections are: columns, values, defaults, metadata"
         )
 
     def table(value: Any, name: str) -> dict[str, Any]:
@@ -627,9 +921,7 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
         fld = _canonical_field(name)
         if fld is None or (fld == "metadata" and not allow_metadata):
             fields = FIELDS if allow_metadata else _VALUE_FIELDS
-            raise ConfigError(
-                f"{where}: unknown field '{name}' in [{section}]; fields are: {', '.join(fields)}"
-            )
+            raise ConfigError(f"{where}: unknown field '{name}' in [{section}]; fields are: {', '.join(fields)}")
         return fld
 
     def scalar(value: Any, name: str) -> Any:
@@ -646,10 +938,7 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
     values: dict[str, dict[str, Any]] = {}
     for name, vmap in table(raw.get("values", {}), "values").items():
         fld = field_name(name, "values", False)
-        values[fld] = {
-            text: scalar(v, f"values.{name}.{text}")
-            for text, v in table(vmap, f"values.{name}").items()
-        }
+        values[fld] = {text: scalar(v, f"values.{name}.{text}") for text, v in table(vmap, f"values.{name}").items()}
 
     defaults: dict[str, Any] = {}
     for name, value in table(raw.get("defaults", {}), "defaults").items():
@@ -662,12 +951,11 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
     unknown = set(meta) - {"columns", "extra", "personal_data"}
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key {', '.join(sorted(unknown))} in [metadata]; "
-            "keys are: columns, extra, personal_data"
+            f"{where}: unknown key {', '.join(sorted(unknown))} in [metadata]; keys are: columns, extra, personal_data"
         )
     personal = meta.get("personal_data")
     if personal is not None and personal not in PERSONAL_DATA_POLICIES:
-        raise ConfigError(f"{where}: metadata.personal_data must be \"include\" or \"exclude\"")
+        raise ConfigError(f'{where}: metadata.personal_data must be "include" or "exclude"')
     meta_columns = meta.get("columns")
     if meta_columns is not None and (
         not isinstance(meta_columns, list) or not all(isinstance(c, str) for c in meta_columns)
@@ -677,9 +965,7 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
     if extra is not None and not isinstance(extra, bool):
         raise ConfigError(f"{where}: metadata.extra must be true or false")
     if meta_columns is not None and extra is False:
-        raise ConfigError(
-            f"{where}: metadata.columns and metadata.extra = false cannot be combined"
-        )
+        raise ConfigError(f"{where}: metadata.columns and metadata.extra = false cannot be combined")
     return {
         "columns": columns,
         "values": values,
@@ -693,8 +979,7 @@ def load_mapping_file(path: Path) -> dict[str, Any]:
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
-                 "\r": "\\r"}
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
 def _toml_string(text: str) -> str:
@@ -805,8 +1090,7 @@ class _Candidate:
     match: _Match
 
     def key(self) -> tuple[int, int, int, int]:
-        return (self.match.role.pref, self.match.rank, 0 if self.match.role.kind == "code" else 1,
-                self.index)
+        return (self.match.role.pref, self.match.rank, 0 if self.match.role.kind == "code" else 1, self.index)
 
 
 def _how(match: _Match) -> str:
@@ -871,8 +1155,7 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
         if column in by_column:
             error = ConfigError if how == "mapping file" else UsageError
             raise error(
-                f"{how}: column '{column}' is given to both {by_column[column]} and {fld}; "
-                "a column feeds one field"
+                f"{how}: column '{column}' is given to both {by_column[column]} and {fld}; a column feeds one field"
             )
         by_column[column] = fld
 
@@ -949,8 +1232,7 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
             chosen = explicit[fld][0]
             for c in found:
                 losers[c.column] = (
-                    f"lost to '{chosen}' ({explicit[fld][1]})" if chosen
-                    else f"{fld} left empty ({explicit[fld][1]})"
+                    f"lost to '{chosen}' ({explicit[fld][1]})" if chosen else f"{fld} left empty ({explicit[fld][1]})"
                 )
             continue
         if not found:
@@ -969,9 +1251,7 @@ def build_mapping(headers: Sequence[str], options: MappingOptions) -> Mapping:
             losers[c.column] = f"lost to '{winner.column}' ({_lost_reason(winner, c)})"
         if len(found) > 1:
             others = ", ".join(f"'{c.column}'" for c in found[1:])
-            notes.append(
-                f"{fld}: chose '{winner.column}' over {others} ({_lost_reason(winner, found[1])})"
-            )
+            notes.append(f"{fld}: chose '{winner.column}' over {others} ({_lost_reason(winner, found[1])})")
         if winner.match.role.kind == "inverted":
             notes.append(
                 f"isActive: '{winner.column}' is read inverted: a filled cell other than "
@@ -1063,9 +1343,7 @@ def _sample_text(value: Any, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def mapping_table(
-    mapping: Mapping, samples: Sequence[dict[str, Any]], *, max_samples: int = 3
-) -> Table:
+def mapping_table(mapping: Mapping, samples: Sequence[dict[str, Any]], *, max_samples: int = 3) -> Table:
     """A table of every column with its field, how it was matched and a few sample values."""
     if mapping.metadata_columns is not None:
         policy = "only " + ", ".join(mapping.metadata_columns) + " go to metadata"

@@ -265,9 +265,7 @@ def _decide_m(header: str | None, sample: Sequence[Any]) -> int | None:
     if spanish != male:
         return _FEMALE if spanish else _MALE
     languages = {
-        _HEADER_LANGUAGES[word]
-        for word in re.split(r"[\W_]+", fold_text(header or ""))
-        if word in _HEADER_LANGUAGES
+        _HEADER_LANGUAGES[word] for word in re.split(r"[\W_]+", fold_text(header or "")) if word in _HEADER_LANGUAGES
     }
     if len(languages) == 1:
         return _FEMALE if languages == {"es"} else _MALE
@@ -475,9 +473,7 @@ def _state_outcome(text: str, country: str | None, strict: bool) -> _Outcome:
     shown = _show(stripped)
     where = f"country {country} ({country_name(country)})" if country else "any country"
     if res.status == "wrong_country":
-        problem = (
-            f"state {shown} does not belong to {where}: it is {_state_list(res.candidates)}"
-        )
+        problem = f"state {shown} does not belong to {where}: it is {_state_list(res.candidates)}"
     elif res.status == "ambiguous":
         scope = f"in {where}" if country else "without a country"
         problem = f"state {shown} is ambiguous {scope}: it could be {_state_list(res.candidates)}"
@@ -612,10 +608,7 @@ def _metadata(extracted: Extracted, options: NormalizeOptions) -> tuple[Any, str
     except (ValueError, TypeError, RecursionError) as exc:
         return _DROP, f"metadata cannot be written as JSON ({_short_error(exc)})"
     if size > options.max_metadata_chars:
-        return _DROP, (
-            f"metadata is {size} characters of JSON; at most {options.max_metadata_chars} "
-            "are allowed"
-        )
+        return _DROP, (f"metadata is {size} characters of JSON; at most {options.max_metadata_chars} are allowed")
     return base, None
 
 
@@ -841,9 +834,7 @@ class Normalizer:
         """The message for a JSON value that cannot stand for ``name`` (an object, a list)."""
         return _finish(f"{name} must be text, not {_json_kind(value)}", False, self._strict)
 
-    def _other(
-        self, name: str, value: Any, outcome_of: Callable[[str, bool], _Outcome]
-    ) -> _Outcome:
+    def _other(self, name: str, value: Any, outcome_of: Callable[[str, bool], _Outcome]) -> _Outcome:
         """The outcome of a non-string value (JSON number, bool, null) for a number-like field."""
         if value is None:
             return _EMPTY, None

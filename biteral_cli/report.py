@@ -209,9 +209,7 @@ class RowReport:
             if masked and value not in ("", None):
                 value = REDACTED
             out.append(neutralize(value if isinstance(value, str) else _json_text(value)))
-        extra = self._masked_cells(
-            {k: v for k, v in cells.items() if k not in self._known and k not in REPORT_COLUMNS}
-        )
+        extra = self._masked_cells({k: v for k, v in cells.items() if k not in self._known and k not in REPORT_COLUMNS})
         out.extend(
             (
                 neutralize(display_source(row.source)),
@@ -379,9 +377,7 @@ class Summary:
         """Build the summary from the tally's counts plus the run's own figures."""
         totals = tally.totals
         info = file_info or {}
-        files = {
-            display_source(name): {**asdict(c), **info.get(name, {})} for name, c in tally.files.items()
-        }
+        files = {display_source(name): {**asdict(c), **info.get(name, {})} for name, c in tally.files.items()}
         return cls(
             rows=totals.rows,
             accepted=totals.accepted,
@@ -467,8 +463,7 @@ class Summary:
                 total = sum(c.get(key, 0) for c in self.files.values())
                 if total != getattr(self, key):
                     raise RuntimeError(
-                        f"summary does not add up: files' {key} sum to {total}, "
-                        f"not {getattr(self, key)}"
+                        f"summary does not add up: files' {key} sum to {total}, not {getattr(self, key)}"
                     )
 
 

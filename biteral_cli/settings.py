@@ -145,9 +145,7 @@ class ImportSettings:
                 raise UsageError("--code-column needs a column name")
             pinned = self.map_overrides.get("code")
             if pinned is not None and pinned != self.code_column:
-                raise UsageError(
-                    f"--code-column {self.code_column!r} and --map code={pinned!r} disagree; give one"
-                )
+                raise UsageError(f"--code-column {self.code_column!r} and --map code={pinned!r} disagree; give one")
         if not 0 <= self.max_changed <= 100:
             raise UsageError(f"--max-changed must be a percentage from 0% to 100%, not {self.max_changed:g}%")
         if self.quiet and self.verbose:

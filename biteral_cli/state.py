@@ -106,8 +106,9 @@ def changes_table(changes: Sequence[Change]) -> str:
     """The changes as a small plain-text table: decision, last run, this run."""
     rows = [("decision", "last run", "this run"), *((c.name, c.before, c.after) for c in changes)]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
+    return "\n".join(
+        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
 
 
 def lock_path(path: Path) -> Path:
@@ -142,8 +143,7 @@ class SyncState:
         except OSError as exc:
             os.close(fd)
             raise LockedError(
-                f"another biteral-import run is using {path} (lock {lock}); "
-                "wait for it or remove a stale lock"
+                f"another biteral-import run is using {path} (lock {lock}); wait for it or remove a stale lock"
             ) from exc
         try:
             # The pid only helps a person find the holder; the flock itself is the lock.
@@ -263,8 +263,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, _SCHEMA_VERSION):
             raise ReportError(
-                f"{path} is a state file of another biteral-import version "
-                f"(schema {version}); use a new --state path"
+                f"{path} is a state file of another biteral-import version (schema {version}); use a new --state path"
             )
         # WAL with synchronous=NORMAL halves the cost of a commit; losing the last commit on a
         # power cut only re-sends those customers next time.

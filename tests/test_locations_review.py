@@ -49,7 +49,12 @@ def test_dry_run_writes_each_distinct_place_worst_first(export: Path) -> None:
     assert problems == [("city", "Springfield", "3"), ("country", "Atlantis", "1")]
     assert review[0]["written"] == "Springfield" and "add a state" in review[0]["problem"]
     assert by_value[("country", "Spain")] == {
-        "field": "country", "written": "Spain", "where": "", "sent": "ES", "problem": "", "rows": "5"
+        "field": "country",
+        "written": "Spain",
+        "where": "",
+        "sent": "ES",
+        "problem": "",
+        "rows": "5",
     }
     assert by_value[("state", "Barcelona")]["sent"] == "ES-B"
     assert by_value[("city", "Sabadell")]["where"] == "ES ES-B"

@@ -298,8 +298,14 @@ def _mode(path: str) -> int:
 def test_reports_and_files_with_row_data_are_owner_only(sandbox: RunningSandbox) -> None:
     Path("bad.failures.csv").write_text("old report\n", encoding="utf-8")
     os.chmod("bad.failures.csv", 0o644)  # a report from an older run, readable by all
-    path = write("bad.csv", ["code,Email,Phone,Country", f"{'X' * 300},ana@example.com,+34600000000,ES",
-                             "C2,bea@example.com,+34611111111,Spian"])
+    path = write(
+        "bad.csv",
+        [
+            "code,Email,Phone,Country",
+            f"{'X' * 300},ana@example.com,+34600000000,ES",
+            "C2,bea@example.com,+34611111111,Spian",
+        ],
+    )
     result = run(sandbox, path, "--warnings", "warnings.csv", "--output", "sent.jsonl", "--state", "s.sqlite")
     assert result.exit_code == 1, result.output
     for written in ("bad.failures.csv", "warnings.csv", "sent.jsonl", "s.sqlite"):
@@ -308,8 +314,14 @@ def test_reports_and_files_with_row_data_are_owner_only(sandbox: RunningSandbox)
 
 
 def test_redact_reports_masks_the_personal_data_columns(sandbox: RunningSandbox) -> None:
-    path = write("bad.csv", ["code,Email,Phone,Plan", f"{'X' * 300},ana@example.com,+34600000000,pro",
-                             "C2,bea@example.com,+34611111111,pro"])
+    path = write(
+        "bad.csv",
+        [
+            "code,Email,Phone,Plan",
+            f"{'X' * 300},ana@example.com,+34600000000,pro",
+            "C2,bea@example.com,+34611111111,pro",
+        ],
+    )
     jsonl = write("rows.jsonl", [json.dumps({"code": "X" * 300, "email": "cat@example.com", "Plan": "pro"})])
     for source, fmt in ((path, "csv"), (jsonl, "jsonl")):
         result = run(sandbox, source, "--redact-reports", "--failures", f"f.{fmt}", "--failures-format", fmt)
