@@ -180,6 +180,8 @@ def read_api_key(key_file: Path | None) -> Secret | None:
             text = key_file.read_text(encoding="utf-8").strip().splitlines()
         except OSError as exc:
             raise ConfigError(f"--api-key-file {key_file}: cannot read it ({exc.strerror})") from exc
+        except UnicodeDecodeError:  # the bytes are never shown: they may be most of a key
+            raise ConfigError(f"--api-key-file {key_file}: not UTF-8 text") from None
         if not text or not text[0].strip():
             raise ConfigError(f"--api-key-file {key_file}: the file is empty")
         register_secret(text[0].strip())

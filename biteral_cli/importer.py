@@ -200,6 +200,9 @@ class Run:
     # -- outcomes -------------------------------------------------------------------------------
     def _count_bad(self) -> None:
         self.bad += 1
+        self._check_budget()
+
+    def _check_budget(self) -> None:
         limit = self.settings.max_errors
         if limit is not None and not self.stop.is_set() and limit.exceeded(self.bad, self.processed):
             self.halt(
@@ -315,6 +318,8 @@ class Run:
     def _one(self, row: SourceRow, mapping: Mapping, normalizer: Normalizer, seq: int) -> Item | None:
         settings = self.settings
         self.processed += 1
+        if self.processed == 100 and self.bad:  # a percentage budget starts counting here (see MaxErrors)
+            self._check_budget()
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
             self.tally.add(row.source, "accepted")
             self.resumed += 1
