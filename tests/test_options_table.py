@@ -61,7 +61,10 @@ def test_the_top_help_offers_completion_and_examples() -> None:
     assert "Examples:" in shown and "<bool>" not in shown
 
 
-def test_show_completion_prints_a_script_that_completes_options() -> None:
+def test_show_completion_prints_a_script_that_completes_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Typer's own switch for tests (read when the command is built): the shell is named, not
+    # detected from the process tree, which differs from one test runner to the next.
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     result = run(["--show-completion", "bash"])
     assert result.exit_code == 0, result.output
     assert "_BITERAL_IMPORT_COMPLETE" in result.output
@@ -298,3 +301,16 @@ def test_env_var_names_follow_one_rule_with_the_documented_exceptions() -> None:
             }
         else:
             assert option.env_name == "BITERAL_" + option.name.upper().replace("-", "_")
+
+
+@pytest.mark.parametrize(("option", "value"), [("--error-rate", "2"), ("--port", "70000"), ("--latency-ms", "-1")])
+def test_a_refused_sandbox_option_stops_before_the_server_starts(
+    option: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr("biteral_cli.sandbox.serve", lambda settings, **_: served.append(settings))
+    result = run(["sandbox", option, value])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"biteral-import: {option}") and len(result.output.splitlines()) == 1
+    assert served == []
+    assert run(["sandbox", "--seed", "3"]).exit_code == 0 and served[0].seed == 3  # the spy does see a valid one

@@ -83,9 +83,7 @@ def build_settings(given: Given) -> ImportSettings:
         if key is None and not given.set("dry-run"):
             raise UsageError(NO_KEY)
     settings = ImportSettings(inputs=given.inputs, api_key=key, interactive=console.stdin_is_terminal(), **fields)
-    # The stages' own rules (format names, --map fields, the URL) are checked now too, not when first used.
-    settings.read_options()
-    settings.mapping_options()
+    # The uploader's rules over the URL and --allow-insecure-http are checked now, not when first sending.
     if command == IMPORT and not settings.sandbox:
         settings.upload_settings(settings.api_url, key if key is not None and settings.sends else _NO_KEY)
     return settings

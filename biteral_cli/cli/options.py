@@ -61,6 +61,7 @@ class Option:
 
     @property
     def flag(self) -> str:
+        """``--name``."""
         return "--" + self.name
 
     @property
@@ -82,6 +83,7 @@ class Option:
 
     @property
     def settings_field(self) -> str | None:
+        """The field of ``ImportSettings`` (or ``SandboxSettings``) this option fills, if any."""
         return self.param if self.field == "" else self.field
 
     def settings_value(self, value: Any) -> Any:
@@ -113,6 +115,24 @@ def one_of(*choices: str) -> Check:
             raise UsageError(f"{flag} must be {' or '.join(choices)}, not {value!r}")
 
     return check
+
+
+def reader_rule(field: str) -> Check:
+    """A check by the reader's own rule for ``field`` (format names, delimiters, codecs, sheets)."""
+
+    def check(flag: str, value: Any) -> None:
+        from ..reader import ReadOptions
+
+        ReadOptions(**{field: value})
+
+    return check
+
+
+def mapping_rule(flag: str, value: dict[str, str]) -> None:
+    """A check by the mapping's own rule that every ``--map`` field is a customer field."""
+    from ..mapping import MappingOptions
+
+    MappingOptions(overrides=value)
 
 
 def not_blank(flag: str, value: str) -> None:
@@ -168,6 +188,7 @@ OPTIONS: tuple[Option, ...] = (
         "Input format: csv, tsv, jsonl, json, xlsx, xls or ods (default: detected).",
         INPUT,
         "FORMAT",
+        check=reader_rule("format"),
         commands=(IMPORT, MAP),
         example="tsv",
     ),
@@ -178,6 +199,7 @@ OPTIONS: tuple[Option, ...] = (
         "CSV delimiter: , ; | or tab (default: sniffed).",
         INPUT,
         "CHAR",
+        check=reader_rule("delimiter"),
         commands=(IMPORT, MAP),
         example=";",
     ),
@@ -188,6 +210,7 @@ OPTIONS: tuple[Option, ...] = (
         "Text encoding, e.g. utf-8, cp1252, latin-1 (default: detected).",
         INPUT,
         "NAME",
+        check=reader_rule("encoding"),
         commands=(IMPORT, MAP),
         example="cp1252",
     ),
@@ -198,6 +221,7 @@ OPTIONS: tuple[Option, ...] = (
         "Excel sheet name or 0-based index (default: the first).",
         INPUT,
         "SHEET",
+        check=reader_rule("sheet"),
         commands=(IMPORT, MAP),
         example="Customers",
     ),
@@ -210,6 +234,7 @@ OPTIONS: tuple[Option, ...] = (
         MAPPING,
         "FIELD=COLUMN",
         parse=parse_map,
+        check=mapping_rule,
         field="map_overrides",
         commands=(IMPORT, MAP),
         env=False,
