@@ -90,6 +90,7 @@ def build_settings(given: Given) -> ImportSettings:
 
 
 def _on_command_line(ctx: typer.Context, param: str) -> bool:
+    """Whether ``param`` was typed on the command line (not taken from the environment or a file)."""
     source = ctx.get_parameter_source(param)
     return source is not None and source.name == "COMMANDLINE"
 
@@ -132,6 +133,8 @@ class DefaultImportGroup(_FlagsShowNoType, TyperGroup):
     """A group whose first argument, when it is no command name, is a file for ``import``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Route a first argument that is no command to ``import`` (or name the command it misspells),
+        and make the options file the commands' defaults."""
         own = {opt for param in self.get_params(ctx) for opt in param.opts}
         if args and args[0] not in self.commands and args[0] not in own:
             near = None if ctx.resilient_parsing else near_command(args[0], list(self.commands))
@@ -165,6 +168,7 @@ class DefaultImportGroup(_FlagsShowNoType, TyperGroup):
             raise _refused(args, crash) from None
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
+        """Say that the first argument may be a file as well as a command."""
         formatter.write_usage(ctx.command_path, "[OPTIONS] FILE... | COMMAND [ARGS]...")
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
@@ -181,6 +185,7 @@ class Command(_FlagsShowNoType, TyperCommand):
     arguments themselves are described in the command's help, not in a panel with a type column."""
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
+        """``[OPTIONS] FILE...``: the arguments by their metavars."""
         arguments = [p.metavar or p.name for p in self.get_params(ctx) if p.param_type_name == "argument"]
         formatter.write_usage(ctx.command_path, " ".join(["[OPTIONS]", *arguments]))
 
@@ -260,6 +265,7 @@ def command_function(
 
 
 def _argument(name: str, kind: Any, metavar: str) -> inspect.Parameter:
+    """A positional argument of a derived signature, described in the command's help."""
     annotation = Annotated[kind, typer.Argument(metavar=metavar, show_default=False, hidden=True)]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
 

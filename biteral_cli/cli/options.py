@@ -135,10 +135,10 @@ def mapping_rule(flag: str, value: dict[str, str]) -> None:
     MappingOptions(overrides=value)
 
 
-def not_blank(flag: str, value: str) -> None:
-    """A check that a name is not empty."""
+def a_column(flag: str, value: str) -> None:
+    """A check that a column name is not empty."""
     if not value.strip():
-        raise UsageError(f"{flag} needs a value, not an empty text")
+        raise UsageError(f"{flag} needs a column name")
 
 
 def refuse(message: str) -> Check:
@@ -291,7 +291,7 @@ OPTIONS: tuple[Option, ...] = (
         "The column that is the customer code, chosen on purpose (like --map code=COLUMN).",
         MAPPING,
         "COLUMN",
-        check=not_blank,
+        check=a_column,
         example="Email",
     ),
     Option(
