@@ -47,10 +47,10 @@ from .errors import (
     TooManyErrorsError,
     UsageError,
 )
-from .mapping import Mapping, MappingOptions, build_mapping, personal_kind
-from .normalize import NormalizeOptions, Normalizer
+from .mapping import Mapping, build_mapping, personal_kind
+from .normalize import Normalizer
 from .progress import Progress
-from .reader import ReadOptions, Source, content_hash, open_source
+from .reader import Source, content_hash, open_source
 from .records import Extracted, Issue, Prepared, SourceRow
 from .report import (
     RowReport,
@@ -420,15 +420,8 @@ _EMPTY = Extracted(fields={})
 
 def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple[Source, Mapping]]:
     """Open every input and choose its mapping; any problem is an error before anything is sent."""
-    options = _read_options(settings)
-    mapping_options = MappingOptions(
-        overrides=dict(settings.map_overrides),
-        mapping_file=settings.mapping_file,
-        extra_metadata=settings.extra_metadata,
-        metadata_columns=settings.metadata_columns,
-        personal_data=settings.personal_data,
-        code_column=settings.code_column,
-    )
+    options = settings.read_options()
+    mapping_options = settings.mapping_options()
     opened: list[tuple[Source, Mapping]] = []
     try:
         for name in settings.inputs:
@@ -444,12 +437,6 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
             source.close()
         raise
     return opened
-
-
-def _read_options(settings: ImportSettings) -> ReadOptions:
-    return ReadOptions(
-        format=settings.format, delimiter=settings.delimiter, encoding=settings.encoding, sheet=settings.sheet
-    )
 
 
 def check_code_choice(settings: ImportSettings, sources: Sequence[tuple[Source, Mapping]]) -> None:
@@ -473,9 +460,7 @@ def prepare_inputs(
 ) -> list[Input]:
     """Read the first rows of every input ahead and decide its per-column rules (what "M" means,
     falling back to the rule the state recorded when tonight's rows do not tell)."""
-    options = NormalizeOptions(
-        strict=settings.strict, empty_as_null=settings.empty_as_null, infer_state=settings.infer_state
-    )
+    options = settings.normalize_options()
     inputs = []
     for index, (source, mapping) in enumerate(sources):
         rows = source.rows()
@@ -744,21 +729,12 @@ def _reopen(settings: ImportSettings, spooled: Path | None, name: str) -> Iterat
     """Open input ``name`` again (standard input from its spooled copy) for a second pass."""
     with contextlib.ExitStack() as stack:
         stdin = stack.enter_context(open(spooled, "rb")) if name == "-" and spooled is not None else None
-        yield stack.enter_context(open_source(name, _read_options(settings), stdin=stdin))
+        yield stack.enter_context(open_source(name, settings.read_options(), stdin=stdin))
 
 
 def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSettings:
     """The uploader's settings for this run: where to send, with which key, how fast."""
-    return UploadSettings(
-        api_url=endpoint.url,
-        api_key=endpoint.key,
-        concurrency=settings.concurrency,
-        max_retries=settings.max_retries,
-        max_wait_s=settings.max_wait_s,
-        rate=settings.rate,
-        timeout_s=settings.timeout_s,
-        allow_insecure_http=settings.allow_insecure_http,
-    )
+    return settings.upload_settings(endpoint.url, endpoint.key)
 
 
 async def _check(settings: ImportSettings, endpoint: Endpoint, learner: RateLearner | None = None) -> dict[str, Any]:

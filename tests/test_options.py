@@ -24,9 +24,6 @@ from biteral_cli.sandbox import RunningSandbox
 pytestmark = pytest.mark.usefixtures("in_tmp")
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "customers.csv"
-ONLY_WHEN_SENDING = pytest.mark.xfail(
-    strict=True, reason="checked only when sending; options table will check it in every mode"
-)
 
 
 @dataclass(frozen=True)
@@ -105,24 +102,11 @@ CASES: dict[str, Case] = {
     ),
 }
 
-#: Checks that today run only when sending (the upload settings): refused there, accepted by --dry-run.
-SEND_ONLY = {
-    "concurrency 0",
-    "concurrency 65",
-    "max-retries -3",
-    "max-retries 101",
-    "api-url ftp",
-    "api-url with a password",
-    "api-url with a query",
-    "api-url plain http",
-}
-
 
 def _params() -> Iterator[Any]:
     for name, case in CASES.items():
         for mode in case.modes:
-            marks = [ONLY_WHEN_SENDING] if mode == "dry-run" and name in SEND_ONLY else []
-            yield pytest.param(case, mode, id=f"{name} ({mode})", marks=marks)
+            yield pytest.param(case, mode, id=f"{name} ({mode})")
 
 
 @pytest.fixture
