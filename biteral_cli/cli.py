@@ -25,7 +25,7 @@ from . import __version__
 from .crash import EXIT_INTERNAL, internal_error_line, register_secret
 from .errors import BiteralImportError, ConfigError, InputError, UsageError
 from .settings import DEFAULT_API_URL, ImportSettings, MaxErrors, parse_percent
-from .uploader import RateLimit, Secret, parse_duration
+from .upload import RateLimit, Secret, parse_duration
 
 CONFIG_NAME = "biteral-import.toml"
 COMMANDS = ("import", "map", "sandbox")

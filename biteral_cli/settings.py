@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import UsageError
-from .uploader import RateLimit, Secret
+from .upload import RateLimit, Secret
 
 DEFAULT_API_URL = "https://api.biteral.ai"
 FailuresFormat = Literal["csv", "jsonl"]

@@ -30,7 +30,7 @@ from biteral_cli.errors import (
     UsageError,
 )
 from biteral_cli.sandbox import RunningSandbox, SandboxSettings, _Sandbox, running_sandbox
-from biteral_cli.uploader import (
+from biteral_cli.upload import (
     Clock,
     FieldError,
     Item,
@@ -40,11 +40,11 @@ from biteral_cli.uploader import (
     Secret,
     UploadResult,
     UploadSettings,
-    _Pacer,
     check_status,
     parse_duration,
     upload,
 )
+from biteral_cli.upload._pacing import Pacer
 
 KEY = "sk_test_9f8e7d6c5b4aWXYZ"
 
@@ -601,7 +601,7 @@ def paced_times(rate: float, n: int, stalls: Sequence[tuple[float, float]]) -> l
     """Virtual times at which n requests waiting together on a pacer at ``rate`` go out, while
     the event loop freezes for (offset from start, length) ``stalls``."""
     vt = VirtualTime()
-    pacer = _Pacer(rate, vt.monotonic)
+    pacer = Pacer(rate, vt.monotonic)
     sent: list[float] = []
 
     async def one() -> None:
