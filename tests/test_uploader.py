@@ -29,7 +29,8 @@ from biteral_cli.errors import (
     TooManyErrorsError,
     UsageError,
 )
-from biteral_cli.sandbox import RunningSandbox, SandboxSettings, _Sandbox, running_sandbox
+from biteral_cli.sandbox import RunningSandbox, SandboxSettings, running_sandbox
+from biteral_cli.sandbox.faults import RateLimiter
 from biteral_cli.upload import (
     Clock,
     FieldError,
@@ -579,19 +580,16 @@ class SlidingWindowApi:
 
     def __init__(self, vt: VirtualTime, limit: float) -> None:
         self.vt = vt
-        self.limiter = _Sandbox(SandboxSettings(rate_limit=limit))
+        self.limiter = RateLimiter(limit)
         self.arrivals: list[tuple[float, int]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        retry_after = self.limiter.rate_limited(self.vt.t)
+        retry_after = self.limiter.check(self.vt.t)
         status = 200 if retry_after is None else 429
         self.arrivals.append((self.vt.t, status))
         if retry_after is not None:
             return httpx.Response(429, headers={"Retry-After": str(retry_after)}, json={})
         return httpx.Response(200, json={"object": "customers_ingest"})
-
-    def close(self) -> None:
-        self.limiter.store.close()
 
     def count(self, status: int) -> int:
         return sum(1 for _, s in self.arrivals if s == status)
@@ -682,10 +680,7 @@ def test_the_rate_limit_is_learned_with_few_429s_and_nothing_fails() -> None:
     vt = VirtualTime()
     api = SlidingWindowApi(vt, 5)
     rec = Recorder()
-    try:
-        result, error = virtual_upload(vt, api, chunks(customers(3000), 20), rec)
-    finally:
-        api.close()
+    result, error = virtual_upload(vt, api, chunks(customers(3000), 20), rec)
     assert error is None and not rec.failed and len(rec.accepted) == 3000
     assert api.count(429) <= 0.05 * len(api.arrivals), api.count(429)
     accepted = [t for t, status in api.arrivals if status == 200]
