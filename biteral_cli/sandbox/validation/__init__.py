@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 #: Items one POST may carry.
@@ -55,6 +56,12 @@ def _reject_constant(name: str) -> None:
 
 def parse_json(raw: bytes) -> Any:
     """The body as Python values; InvalidJsonError when it is not strict JSON."""
+    try:
+        # orjson is several times faster on the batches a benchmark sends; what it refuses and
+        # the stdlib takes (integers over 64 bits, UTF-16 bodies, lone surrogates) goes the old way.
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
