@@ -6,7 +6,9 @@ followed, proxies from the environment are ignored for a local API, and nothing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -52,11 +54,23 @@ class ApiClient:
     ) -> None:
         await self._http.__aexit__(kind, error, trace)
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, *, on_written: Callable[[], None] | None = None
+    ) -> httpx.Response:
         """One request with ``body`` (JSON already encoded); AnswerTimeoutError or ConnectionFailedError
-        when no answer comes."""
+        when no answer comes. ``on_written`` is called once the request is on the wire (not at all
+        when the transport does not say, as a mock's does not)."""
+        extensions: dict[str, Any] = {}
+        if on_written is not None:
+
+            async def trace(event: str, info: dict[str, Any]) -> None:
+                # httpcore's trace events: http11.send_request_body.complete (or http2.).
+                if event.endswith("send_request_body.complete"):
+                    on_written()
+
+            extensions["trace"] = trace
         try:
-            return await self._http.request(method, path, content=body)
+            return await self._http.request(method, path, content=body, extensions=extensions)
         except httpx.TimeoutException as exc:
             raise AnswerTimeoutError(str(exc)) from exc
         except httpx.TransportError as exc:

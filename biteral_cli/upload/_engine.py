@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -64,6 +64,11 @@ class _Upload:
         self.error: BaseException | None = None
         self.consecutive_failures = 0
         self.last_by_code: dict[str, asyncio.Event] = {}
+        # Requests being written: taking the next batch (the caller's per-row work, milliseconds
+        # of CPU in this event loop) waits until none is, so it never holds a request back.
+        self.writing = 0
+        self.all_written = asyncio.Event()
+        self.all_written.set()
         # The first request goes alone, so a wrong key or URL costs one request, not `concurrency`.
         self.probe_started = False
         self.probe_done = asyncio.Event()
@@ -147,15 +152,43 @@ class _Upload:
             sent_at = self.now()
             self.learner.on_sent(sent_at)
             started = time.perf_counter()
+            written = self.writing_one()
             try:
-                response = await self.client.request("POST", self.settings.endpoint, body)
+                response = await self.client.request("POST", self.settings.endpoint, body, on_written=written)
             except AnswerTimeoutError:
                 problem = f"no answer within {self.settings.timeout_s:g}s"
                 return None, problem, time.perf_counter() - started, sent_at
             except NoAnswerError as exc:
                 problem = f"connection error ({exc.__cause__.__class__.__name__})"
                 return None, problem, time.perf_counter() - started, sent_at
+            finally:
+                written()
             return response, "", time.perf_counter() - started, sent_at
+
+    def writing_one(self) -> Callable[[], None]:
+        """Count a request being written; the function returned says it is written (once)."""
+        self.writing += 1
+        self.all_written.clear()
+        pending = True
+
+        def written() -> None:
+            nonlocal pending
+            if pending:
+                pending = False
+                self.writing -= 1
+                if not self.writing:
+                    self.all_written.set()
+
+        return written
+
+    async def requests_written(self, stop_waiter: asyncio.Future[Any]) -> None:
+        """Return once every request started (batches just started included) is on the wire, or
+        the run stops."""
+        await asyncio.sleep(0)  # let batches just started reach their request
+        if self.writing and not self.stopped():
+            waiter = asyncio.ensure_future(self.all_written.wait())
+            await asyncio.wait([waiter, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
 
     async def paced(self) -> bool:
         """Wait for the learned pace and the --rate pace; False when a 429 closed the gate meanwhile."""
@@ -357,6 +390,7 @@ class _Upload:
                 while len(pending) >= window and not self.stopped():
                     finished, _ = await asyncio.wait([*pending, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
                     pending -= finished
+                await self.requests_written(stop_waiter)
                 if self.stopped():
                     break
                 getter = asyncio.ensure_future(anext(source))
