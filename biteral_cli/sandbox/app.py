@@ -35,6 +35,7 @@ from .settings import DEFAULT_API_KEY, SandboxSettings, SandboxStats
 from .state import CLIENT_ID, PROJECT_ID, SandboxState
 from .store import now_text
 from .validation import bad_request, error
+from .validation.places import warm_up
 
 _STARTUP_WAIT_S = 10.0
 _STOP_WAIT_S = 10.0
@@ -353,8 +354,10 @@ def key_hint(api_key: str) -> str:
 def serve(settings: SandboxSettings, *, echo: Callable[[str], None] = print) -> None:
     """Blocking: serve until Ctrl-C, after printing one line with the URL and the key hint.
 
-    The URL carries the actual port when ``settings.port`` is 0.
+    The URL carries the actual port when ``settings.port`` is 0; the first request is answered as
+    fast as the next ones (the place name indexes are built before the line is printed).
     """
+    warm_up()
     with running_sandbox(settings) as sandbox:
         try:
             echo(f"Biteral sandbox listening on {sandbox.url} — {key_hint(settings.api_key)}; Ctrl-C to stop")

@@ -231,3 +231,11 @@ def resolve_state(value: str, country_alpha3: str | None) -> Resolved:
         return Resolved(known.value)
     where = f" in country {country_alpha3}" if country_alpha3 else ""
     return Resolved(None, "unknown_state", f"Unknown state {value!r}{where}")
+
+
+def warm_up() -> None:
+    """Build the name indexes now rather than in the first request that needs them (~0.2 s)."""
+    resolve_country("Spain")
+    resolve_state("Barcelona", "ESP")
+    locations.resolve_country("Deutschland")
+    locations.resolve_state("Nueva York", "US")
