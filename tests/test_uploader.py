@@ -463,6 +463,28 @@ def test_request_body_and_headers(respx_mock: respx.MockRouter) -> None:
 
 
 @respx.mock(assert_all_mocked=True)
+def test_another_entity_posts_to_its_own_endpoint_and_names_it_when_the_key_is_refused(
+    respx_mock: respx.MockRouter,
+) -> None:
+    products = respx_mock.post(f"{API}/products").respond(200, json={})
+    rec = Recorder()
+    run(chunks(customers(6), 3), mocked_settings(endpoint="/products"), rec)
+    assert products.call_count == 2 and len(rec.accepted) == 6
+    products.respond(401, json={"object": "error"})
+    with pytest.raises(AuthError, match="may ingest products"):
+        run([customers(2)], mocked_settings(endpoint="/products"), Recorder())
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["customers", "/customers?x=1", "https://elsewhere.example/customers", "/../admin", ""]
+)
+def test_an_endpoint_must_be_a_plain_path(endpoint: str) -> None:
+    # The key goes wherever the endpoint points: only a path below --api-url is taken.
+    with pytest.raises(UsageError, match="endpoint"):
+        mocked_settings(endpoint=endpoint)
+
+
+@respx.mock(assert_all_mocked=True)
 def test_retry_after_http_date_and_other_4xx(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.post(f"{API}/customers")
     route.side_effect = [
