@@ -75,7 +75,7 @@ from .state import (
     fingerprint,
     shard_of,
 )
-from .uploader import (
+from .upload import (
     FieldError,
     Item,
     RateLearner,

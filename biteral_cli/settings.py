@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .errors import UsageError
-from .uploader import RateLimit, Secret
+from .upload import RateLimit, Secret
 
 if TYPE_CHECKING:
     from .mapping import MappingOptions
     from .normalize import NormalizeOptions
     from .reader import ReadOptions
-    from .uploader import UploadSettings
+    from .upload import UploadSettings
 
 DEFAULT_API_URL = "https://api.biteral.ai"
 FailuresFormat = Literal["csv", "jsonl"]
@@ -147,7 +147,7 @@ class ImportSettings:
 
     def upload_settings(self, api_url: str, api_key: Secret) -> UploadSettings:
         """How to send to ``api_url`` with ``api_key`` (the uploader checks the URL and the limits)."""
-        from .uploader import UploadSettings
+        from .upload import UploadSettings
 
         return _shared(UploadSettings, self, api_url=api_url, api_key=api_key)
 

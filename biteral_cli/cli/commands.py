@@ -22,7 +22,7 @@ from .. import __version__
 from ..crash import EXIT_INTERNAL, internal_error_line, register_secret
 from ..errors import BiteralImportError, ConfigError, InputError, UsageError
 from ..settings import ImportSettings
-from ..uploader import Secret
+from ..upload import Secret
 from . import console
 from .config import arg_value, default_map, load_config
 from .options import IMPORT, MAP, NO_KEY, SANDBOX, Given, Option, check_values, option_named, options_of

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..settings import DEFAULT_API_URL, MaxErrors, parse_percent
-from ..uploader import RateLimit, parse_duration
+from ..upload import RateLimit, parse_duration
 
 IMPORT, MAP, SANDBOX = "import", "map", "sandbox"
 
