@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import itertools
 import json
 import logging
@@ -34,6 +33,8 @@ from rich.console import Console
 
 from .batching import SeenCodes, batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
+from .chunk import Chunk
+from .columnar import ChunkNormalizer, sha256_code
 from .errors import (
     EXIT_ABORTED,
     EXIT_OK,
@@ -114,20 +115,37 @@ STATE_CHUNK = 100
 class Ref:
     """What the importer keeps with an item in flight: where it came from and its fingerprint."""
 
-    row: SourceRow
+    chunk: Chunk
+    index: int
     fingerprint: str
+
+    @property
+    def source(self) -> str:
+        """The input's name."""
+        return self.chunk.source
+
+    @property
+    def number(self) -> int:
+        """The row number as the file shows it."""
+        return self.chunk.rows[self.index]
+
+    @property
+    def row(self) -> SourceRow:
+        """The row as read, for the reports."""
+        return self.chunk.row(self.index)
 
 
 @dataclass(slots=True)
 class Input:
-    """One opened input with its mapping, its first rows read ahead and its normalizer."""
+    """One opened input with its mapping, its first chunks read ahead and its normalizers."""
 
     source: Source
     mapping: Mapping
-    rows: Iterator[SourceRow]  # the rows after the sample
-    sample: list[SourceRow]
+    chunks: Iterator[Chunk]  # the chunks after the sample
+    sample: list[Chunk]
     broken: BiteralImportError | None
     normalizer: Normalizer
+    columnar: ChunkNormalizer
 
 
 class DecisionsChangedError(BiteralImportError):
@@ -237,9 +255,9 @@ class Run:
         fingerprints: list[tuple[str, str]] = []
         for item in items:
             ref: Ref = item.ref
-            self.tally.add(ref.row.source, "accepted")
-            if ref.row.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
-                confirmed.append((ref.row.source, ref.row.row))
+            self.tally.add(ref.source, "accepted")
+            if ref.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
+                confirmed.append((ref.source, ref.number))
             fingerprints.append((item.code, ref.fingerprint))
             if len(self.shown_codes) < self.settings.show_stored:
                 self.shown_codes.append(item.code)
@@ -287,46 +305,91 @@ class Run:
         """Read, map and normalize every row; yield what should be sent, account for the rest."""
         seq = itertools.count()
         for one in inputs:
-            source, mapping, sample, broken, normalizer = (
-                one.source,
-                one.mapping,
-                one.sample,
-                one.broken,
-                one.normalizer,
-            )
-            self.tally.register(source.name)
-            rows = one.rows
-            normalizer.review = self.review
+            self.tally.register(one.source.name)
+            one.normalizer.review = self.review
             try:
                 # Rows read before the input broke are still processed: none is lost.
-                for row in itertools.chain(sample, () if broken else rows):
+                for chunk in itertools.chain(one.sample, () if one.broken else one.chunks):
                     if self.stop.is_set():
                         return
-                    item = self._one(row, mapping, normalizer, next(seq))
-                    if item is not None:
-                        yield item
-                if broken is not None:
-                    raise broken
+                    yield from self._chunk(chunk, one, seq)
+                    if self.stop.is_set():
+                        return
+                if one.broken is not None:
+                    raise one.broken
             except BiteralImportError as exc:
                 # The input broke mid-stream (an undecodable byte, say): stop, keep what was done.
                 self.halt(f"stopped reading: {exc}", exc)
                 return
 
-    def _one(self, row: SourceRow, mapping: Mapping, normalizer: Normalizer, seq: int) -> Item | None:
-        settings = self.settings
+    def _chunk(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item]:
+        """The items of one chunk: clean rows from their column-built lines, the rest row by row."""
+        done = one.columnar.run(chunk, review=self.review is not None)
+        if done is None:
+            for index in range(len(chunk)):
+                if self.stop.is_set():
+                    return
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    yield item
+            return
+        bodies, codes, sent, places = done.bodies, done.codes, done.sent_codes, done.places
+        checkpoint, review, stop = self.checkpoint, self.review, self.stop
+        shard = self.settings.shard
+        fingerprints = self.state is not None
+        seen = self.seen_codes.add
+        source, numbers = chunk.source, chunk.rows
+        for index, body in enumerate(bodies):
+            if stop.is_set():
+                return
+            if body is None:
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    yield item
+                continue
+            self.processed += 1
+            if checkpoint is not None and checkpoint.is_done(source, numbers[index]):
+                self.tally.add(source, "accepted")
+                self.resumed += 1
+                continue
+            if places is not None and review is not None:
+                fields, payload = places[index]
+                review.record(fields, payload, (), ())
+            if shard is not None and not self._in_shard(codes[index]):
+                self.tally.add(source, "skipped")
+                continue
+            code = sent[index]
+            assert code is not None
+            if not seen(code):
+                self._repeated(chunk.row(index), code)
+            fp = fingerprint(body) if fingerprints else ""
+            yield Item(seq=next(seq), code=code, body=body, ref=Ref(chunk, index, fp))
+
+    def _in_shard(self, code: str | None) -> bool:
+        """Whether a row with this code (as normalized) belongs to this run's --shard."""
+        assert self.settings.shard is not None
+        k, n = self.settings.shard
+        # Rows with no usable code belong to shard 1, so exactly one shard reports them.
+        return (shard_of(code, n) if code else 0) == k - 1
+
+    def _repeated(self, row: SourceRow, code: str) -> None:
+        message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
+        self.tally.warn(row.source, reason_key("code", message))
+        if self.warnings is not None:
+            self.warnings.add(row, stage="validate", field="code", error=message)
+
+    def _one(self, chunk: Chunk, index: int, one: Input, seq: int) -> Item | None:
+        row = chunk.row(index)
         self.processed += 1
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
             self.tally.add(row.source, "accepted")
             self.resumed += 1
             return None
-        prepared: Prepared = normalizer.prepare(row, mapping.extract(row.cells) if row.error is None else _EMPTY)
-        if settings.shard is not None:
-            k, n = settings.shard
-            # Rows with no usable code belong to shard 1, so exactly one shard reports them.
-            owner = shard_of(prepared.code, n) if prepared.code else 0
-            if owner != k - 1:
-                self.tally.add(row.source, "skipped")
-                return None
+        extracted = one.mapping.extract(row.cells) if row.error is None else _EMPTY
+        prepared: Prepared = one.normalizer.prepare(row, extracted)
+        if self.settings.shard is not None and not self._in_shard(prepared.code):
+            self.tally.add(row.source, "skipped")
+            return None
         if row.warnings:  # what the reader noticed (a number Excel cut to 15 digits) is a warning too
             prepared.warnings[:0] = [Issue(column, message) for column, message in row.warnings]
         for warning in prepared.warnings:
@@ -341,13 +404,11 @@ class Run:
             return None
         code = self.final_code(prepared)
         if not self.seen_codes.add(code):
-            message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
-            self.tally.warn(row.source, reason_key("code", message))
-            if self.warnings is not None:
-                self.warnings.add(row, stage="validate", field="code", error=message)
+            self._repeated(row, code)
         body = _encode(prepared.payload)
         # The fingerprint only matters to the sync state; hashing a million bodies for nothing costs.
-        return Item(seq=seq, code=code, body=body, ref=Ref(row, fingerprint(body) if self.state is not None else ""))
+        fp = fingerprint(body) if self.state is not None else ""
+        return Item(seq=seq, code=code, body=body, ref=Ref(chunk, index, fp))
 
     def fingerprint_of(self, row: SourceRow, one: Input) -> tuple[str, str] | None:
         """(code, fingerprint) this row would be sent with, or None when it would not be sent."""
@@ -387,7 +448,7 @@ class Run:
             unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
             for item, same in zip(chunk, unchanged, strict=True):
                 if same:
-                    self.tally.add(item.ref.row.source, "skipped")
+                    self.tally.add(item.ref.source, "skipped")
                     continue
                 if output is not None:
                     output.write(item.body + b"\n")
@@ -396,14 +457,16 @@ class Run:
 
 def hash_code(code: str) -> str:
     """What --hash-code sha256 sends instead of a code: the hex sha256 of its UTF-8 bytes."""
-    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+    return sha256_code(code)
 
 
-def _read_ahead(rows: Iterator[SourceRow], n: int) -> tuple[list[SourceRow], BiteralImportError | None]:
-    """The first ``n`` rows, and the error that stopped reading them early, if any."""
-    sample: list[SourceRow] = []
+def _read_ahead(chunks: Iterator[Chunk], n: int) -> tuple[list[Chunk], BiteralImportError | None]:
+    """The first chunks, at least ``n`` rows when the input has them, and the error that stopped
+    reading them early, if any."""
+    sample: list[Chunk] = []
     try:
-        sample.extend(itertools.islice(rows, n))
+        while sum(len(chunk) for chunk in sample) < n and (chunk := next(chunks, None)) is not None:
+            sample.append(chunk)
     except BiteralImportError as exc:
         return sample, exc
     return sample, None
@@ -473,17 +536,22 @@ def prepare_inputs(
     )
     inputs = []
     for index, (source, mapping) in enumerate(sources):
-        rows = source.rows()
-        sample, broken = _read_ahead(rows, SAMPLE_ROWS)
+        chunks = source.chunks()
+        sample, broken = _read_ahead(chunks, SAMPLE_ROWS)
         gender_column = mapping.field_column("gender")
         pinned = recorded.get(_decision_name(len(sources), index, _M_RULE))
+        gender_sample: list[Any] = []
+        if gender_column:
+            for chunk in sample:
+                gender_sample.extend(chunk.column(gender_column) or ())
         normalizer = Normalizer(
             options,
             gender_header=gender_column,
-            gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
+            gender_sample=gender_sample[:SAMPLE_ROWS],
             m_gender=_M_VALUES.get(pinned.value) if pinned is not None else None,
         )
-        inputs.append(Input(source, mapping, rows, sample, broken, normalizer))
+        columnar = ChunkNormalizer(mapping, normalizer, source.headers, hash_code=settings.hash_code == "sha256")
+        inputs.append(Input(source, mapping, chunks, sample, broken, normalizer, columnar))
     return inputs
 
 
@@ -609,7 +677,7 @@ async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) ->
         for batch in stream:
             run.batches_sent += 1
             for item in batch:
-                run.tally.add(item.ref.row.source, "accepted")
+                run.tally.add(item.ref.source, "accepted")
             run._advance(len(batch))
         return
     result = UploadResult()

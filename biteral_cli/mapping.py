@@ -80,7 +80,7 @@ import math
 import re
 import tomllib
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -823,6 +823,34 @@ class Mapping:
         setattr_(self, "_defaults", tuple(self.defaults.items()))
         setattr_(self, "_new_keys", self.extra_metadata and self.metadata_columns is None)
 
+    def field_values(self) -> list[tuple[str, str | None, Callable[[Any], Any] | None]]:
+        """(field, column or None, how a cell becomes the field's raw value or None for "as is")
+        for every field the mapping fills, columns first then defaults; what ``extract`` does per
+        field, for callers that convert a column's distinct values once."""
+        found: list[tuple[str, str | None, Callable[[Any], Any] | None]] = []
+        defaults = self.defaults
+        for fld, column, vmap, inverted in self._plan:
+            convert = functools.partial(_mapped, vmap=vmap, inverted=inverted) if vmap is not None or inverted else None
+            if fld in defaults:
+                convert = functools.partial(_with_default, convert=convert, default=defaults[fld])
+            found.append((fld, column, convert))
+        planned = {fld for fld, _, _ in found}
+        found.extend((fld, None, None) for fld in defaults if fld not in planned)
+        return found
+
+    def metadata_plan(self, headers: Sequence[str]) -> tuple[tuple[tuple[str, str], ...], str | None] | None:
+        """((column, metadata key) in merge order, the JSON metadata column or None) for a table
+        with ``headers``; None when a row's metadata cannot be built column by column (two columns
+        share a key, or a column outside the mapping adds one)."""
+        keys = [key for _, key in self._meta]
+        if len(set(keys)) != len(keys):
+            return None
+        if self._new_keys and any(
+            header not in self._known and (self.include_personal or personal_kind(header) is None) for header in headers
+        ):
+            return None
+        return self._meta, self._json_column
+
     def field_column(self, field: str) -> str | None:
         """The column that feeds ``field`` (``metadata`` = the JSON metadata column), or None."""
         for choice in self.columns:
@@ -838,23 +866,9 @@ class Mapping:
             value = get(column, _MISSING)
             if value is _MISSING:
                 continue
-            if vmap is not None:
-                key = value if isinstance(value, str) else _scalar_text(value)
-                if key is not None and key in vmap:
-                    fields[fld] = vmap[key]
-                    continue
-                if isinstance(value, str):
-                    stripped = value.strip()
-                    if stripped in vmap:
-                        fields[fld] = vmap[stripped]
-                        continue
-                elif isinstance(value, bool) and str(value) in vmap:
-                    fields[fld] = vmap[str(value)]
-                    continue
-            fields[fld] = _inverted(value) if inverted else value
+            fields[fld] = _mapped(value, vmap, inverted) if vmap is not None or inverted else value
         for fld, default in self._defaults:
-            current = fields.get(fld)
-            if current is None or (isinstance(current, str) and not current.strip()):
+            if _blank(fields.get(fld)):
                 fields[fld] = default
         metadata: dict[str, Any] = {}
         for column, key in self._meta:
@@ -877,6 +891,33 @@ class Mapping:
             if isinstance(metadata_json, str) and not metadata_json.strip():
                 metadata_json = None
         return Extracted(fields=fields, metadata_json=metadata_json, metadata_extra=metadata)
+
+
+def _mapped(value: Any, vmap: dict[str, Any] | None, inverted: bool) -> Any:
+    """One cell's field value under a value map (looked up as written, then trimmed) and the
+    inversion of a "deregistered" column."""
+    if vmap is not None:
+        key = value if isinstance(value, str) else _scalar_text(value)
+        if key is not None and key in vmap:
+            return vmap[key]
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped in vmap:
+                return vmap[stripped]
+        elif isinstance(value, bool) and str(value) in vmap:
+            return vmap[str(value)]
+    return _inverted(value) if inverted else value
+
+
+def _blank(value: Any) -> bool:
+    """A value a default replaces: none, or only whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _with_default(value: Any, *, convert: Callable[[Any], Any] | None, default: Any) -> Any:
+    """A cell's field value with the mapping's default in place of a blank one."""
+    value = convert(value) if convert is not None else value
+    return default if _blank(value) else value
 
 
 def _inverted_column(header: str) -> bool:

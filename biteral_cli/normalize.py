@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from biteral_cli.cities import fips_state, resolve_city
 from biteral_cli.errors import UsageError
 from biteral_cli.locations import country_name, fold_text, resolve_country, resolve_state, state_name
@@ -674,6 +676,14 @@ class Normalizer:
         #: The value rules after the code, in payload order: each fills the payload from the fields
         #: RULE_FIELDS names and depends on nothing else, so it can run once per distinct value.
         self.rules: tuple[_Rule, ...] = (self.active_rule, self.places_rule, self.year_rule, self.gender_rule)
+        #: For the rules of one field: how one cell becomes (outcome, message), for callers that
+        #: compute each distinct cell once (None for the places rule, whose fields go together).
+        self.values: tuple[Callable[[Any], _Outcome] | None, ...] = (
+            self.active_value,
+            None,
+            self.year_value,
+            self.gender_value,
+        )
 
     @property
     def m_gender(self) -> int | None:
@@ -733,18 +743,33 @@ class Normalizer:
 
     def active_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
         """isActive."""
-        value = get("isActive", _MISSING)
+        self._single("isActive", self.active_value, get, payload, errors, warnings)
+
+    def _single(
+        self,
+        name: str,
+        value_of: Callable[[Any], _Outcome],
+        get: _Get,
+        payload: dict[str, Any],
+        errors: list[Issue],
+        warnings: list[Issue],
+    ) -> None:
+        """A rule of one field: its outcome into the payload, its message among the problems."""
+        value = get(name, _MISSING)
         if value is _MISSING:
             return
-        if type(value) is str:
-            outcome, message = _bool_outcome(value, self._strict)
-        elif type(value) is bool:
-            outcome, message = value, None
-        else:
-            outcome, message = self._other("isActive", value, _bool_outcome)
+        outcome, message = value_of(value)
         if message is not None:
-            (errors if self._strict else warnings).append(Issue("isActive", message))
-        self._put(payload, "isActive", outcome)
+            (errors if self._strict else warnings).append(Issue(name, message))
+        self._put(payload, name, outcome)
+
+    def active_value(self, value: Any) -> _Outcome:
+        """isActive of one cell: (value or a marker, message or None)."""
+        if type(value) is str:
+            return _bool_outcome(value, self._strict)
+        if type(value) is bool:
+            return value, None
+        return self._other("isActive", value, _bool_outcome)
 
     def places_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
         """country, state and city: each resolved within the ones before it; a state may be filled in."""
@@ -799,24 +824,22 @@ class Normalizer:
 
     def year_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
         """yearBorn."""
-        value = get("yearBorn", _MISSING)
-        if value is _MISSING:
-            return
+        self._single("yearBorn", self.year_value, get, payload, errors, warnings)
+
+    def year_value(self, value: Any) -> _Outcome:
+        """yearBorn of one cell: (value or a marker, message or None)."""
         if type(value) is str:
-            outcome, message = _year_outcome(value, self._this_year, self._strict)
-        else:
-            if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
-                value = str(value.year)
-            outcome, message = self._other("yearBorn", value, self._year)
-        if message is not None:
-            (errors if self._strict else warnings).append(Issue("yearBorn", message))
-        self._put(payload, "yearBorn", outcome)
+            return _year_outcome(value, self._this_year, self._strict)
+        if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
+            value = str(value.year)
+        return self._other("yearBorn", value, self._year)
 
     def gender_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
         """gender, with a bare "M" read as the column decided."""
-        value = get("gender", _MISSING)
-        if value is _MISSING:
-            return
+        self._single("gender", self.gender_value, get, payload, errors, warnings)
+
+    def gender_value(self, value: Any) -> _Outcome:
+        """gender of one cell: (value or a marker, message or None)."""
         if type(value) is str:
             outcome, message = _gender_outcome(value, self._strict)
         else:
@@ -824,10 +847,20 @@ class Normalizer:
         if outcome is _AMBIGUOUS_M:
             outcome = self._m_gender
             if outcome is None:
-                outcome, message = _DROP, self._m_message
-        if message is not None:
-            (errors if self._strict else warnings).append(Issue("gender", message))
-        self._put(payload, "gender", outcome)
+                return _DROP, self._m_message
+        return outcome, message
+
+    def fragment(self, name: str, outcome: Any) -> bytes | None:
+        """What field ``name`` with ``outcome`` adds to a payload's JSON (``,"name":value``, or
+        nothing), or None when orjson cannot write it."""
+        if outcome is _EMPTY:
+            return b',"' + name.encode() + b'":null' if self._null_empty else b""
+        if outcome is _DROP:
+            return b""
+        try:
+            return b',"' + name.encode() + b'":' + orjson.dumps(outcome)
+        except orjson.JSONEncodeError:
+            return None
 
     def _year(self, text: str, strict: bool) -> _Outcome:
         """_year_outcome with this normalizer's idea of the current year."""
