@@ -31,6 +31,9 @@ CACHE_LIMIT = 1 << 17
 _CODE = b'{"code":'
 _CLOSE = b"}"
 _METADATA = b',"metadata":{'
+#: Stands for "this row is prepared alone" among fragments: a byte valid UTF-8 (all orjson writes)
+#: never holds, so one ``in`` on the joined line finds it.
+_BAD = b"\xff"
 
 #: A cell's field value from the mapping (value maps, inverted columns, defaults), or None: as is.
 Convert = Callable[[Any], Any] | None
@@ -47,7 +50,7 @@ class Normalized:
     sent_codes: list[str | None]
     """The code each clean row is sent with: ``codes``, hashed with --hash-code sha256."""
     places: list[Any] | None
-    """Per row, (fields, payload) of its places rule, for the locations review."""
+    """Per row, (review key, fields, payload) of its places rule, for the locations review."""
 
 
 @dataclass(slots=True)
@@ -77,10 +80,10 @@ class _Rule:
         self.fragment = fragment
         self.columns = [s.column for s in sources if s.column is not None]
         self.keep = keep
-        self.table: dict[Any, bytes | None] = {}
-        self.info: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.table: dict[Any, bytes] = {}
+        self.info: dict[Any, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
 
-    def run(self, chunk: Chunk) -> tuple[list[bytes | None], list[Any]]:
+    def run(self, chunk: Chunk) -> tuple[list[bytes], list[Any]]:
         """(fragment per row, key per row) for ``chunk``."""
         n = len(chunk)
         columns = [chunk.column(c) for c in self.columns]
@@ -99,12 +102,14 @@ class _Rule:
             table[key] = self._compute((key,) if single else key)
         return list(map(table.__getitem__, keys)), keys  # type: ignore[arg-type]
 
-    def _compute(self, cells: tuple[Any, ...]) -> bytes | None:
+    def _compute(self, cells: tuple[Any, ...]) -> bytes:
         if self.value_of is not None:
             source = self.sources[0]
             value = source.convert(cells[0]) if source.convert is not None else cells[0]
             outcome, message = self.value_of(value)
-            return None if message is not None else self.fragment(source.field, outcome)
+            if message is not None:
+                return _BAD
+            return self.fragment(source.field, outcome) or _BAD
         fields: dict[str, Any] = {}
         given = iter(cells)
         for source in self.sources:
@@ -118,13 +123,14 @@ class _Rule:
         warnings: list[Issue] = []
         self.rule(fields.get, payload, errors, warnings)
         if errors or warnings:
-            return None
+            return _BAD
         try:
             out = orjson.dumps(payload)
         except orjson.JSONEncodeError:
-            return None
+            return _BAD
         if self.keep:
-            self.info[cells if len(cells) != 1 else cells[0]] = (fields, payload)
+            review_key = (fields.get("country"), fields.get("state"), fields.get("city"))
+            self.info[cells if len(cells) != 1 else cells[0]] = (review_key, fields, payload)
         return b"," + out[1:-1] if len(out) > 2 else b""
 
 
@@ -166,7 +172,7 @@ class ChunkNormalizer:
             return None
         codes = self._codes(chunk)
         sent = [None if c is None else sha256_code(c) for c in codes] if self.hash_code else codes
-        parts: list[Sequence[bytes | None]] = [self._code_fragments(sent)]
+        parts: list[Sequence[bytes]] = [self._code_fragments(sent)]
         places: list[Any] | None = None
         for rule in self.rules:
             fragments, keys = rule.run(chunk)
@@ -176,7 +182,8 @@ class ChunkNormalizer:
                 places = [info.get(key) for key in keys]
         parts.append(self._metadata(chunk))
         parts.append(repeat(_CLOSE, len(chunk)))  # type: ignore[arg-type]
-        bodies = [None if None in t else b"".join(t) for t in zip(*parts, strict=True)]  # type: ignore[arg-type]
+        lines = [b"".join(t) for t in zip(*parts, strict=True)]  # type: ignore[arg-type]
+        bodies: list[bytes | None] = [None if _BAD in line else line for line in lines]
         for index in (*chunk.errors, *chunk.warnings):
             bodies[index] = None
         return Normalized(bodies, codes, sent, places)
@@ -205,18 +212,18 @@ class ChunkNormalizer:
         return code if not errors and type(code) is str else None
 
     @staticmethod
-    def _code_fragments(codes: list[str | None]) -> list[bytes | None]:
+    def _code_fragments(codes: list[str | None]) -> list[bytes]:
         dumps = orjson.dumps
         try:
-            return [None if c is None else _CODE + dumps(c) for c in codes]
+            return [_BAD if c is None else _CODE + dumps(c) for c in codes]
         except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): those rows alone
-            return [None if c is None else _code_fragment(c) for c in codes]
+            return [_BAD if c is None else _code_fragment(c) for c in codes]
 
-    def _metadata(self, chunk: Chunk) -> list[bytes | None]:
+    def _metadata(self, chunk: Chunk) -> list[bytes]:
         """Per row, ``,"metadata":{...}`` of its non-blank extra columns, "" without any; None
         for a row with JSON metadata text or possibly too long metadata (prepared alone)."""
         n = len(chunk)
-        columns: list[list[bytes | None]] = []
+        columns: list[list[bytes]] = []
         for (column, key), table in zip(self.meta_pairs, self.meta_tables, strict=True):
             cells = chunk.column(column)
             assert cells is not None
@@ -235,21 +242,18 @@ class ChunkNormalizer:
                 table[value] = b"" if not value or value.isspace() else _fragment(prefix, value)  # type: ignore[assignment]
             columns.append(list(map(table.__getitem__, cells)))
         limit = self.max_metadata
-        out: list[bytes | None]
+        out: list[bytes]
         if not columns:
             out = [b""] * n
         else:
             out = []
             append = out.append
             for t in zip(*columns, strict=True):
-                if None in t:
-                    append(None)
-                    continue
                 joined = b"".join(t)  # type: ignore[arg-type]
                 if not joined:
                     append(b"")
-                elif 6 * len(joined) + 2 > limit:  # may be too long: measured exactly by prepare
-                    append(None)
+                elif 6 * len(joined) + 2 > limit or _BAD in joined:  # may be too long: measured by prepare
+                    append(_BAD)
                 else:
                     append(_METADATA + joined[1:] + _CLOSE)
         if self.json_column is not None:
@@ -257,7 +261,7 @@ class ChunkNormalizer:
             assert json_cells is not None
             for index, text in enumerate(json_cells):
                 if text.strip():
-                    out[index] = None
+                    out[index] = _BAD
         return out
 
 
@@ -266,15 +270,15 @@ def sha256_code(code: str) -> str:
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
-def _fragment(prefix: bytes, value: str) -> bytes | None:
+def _fragment(prefix: bytes, value: str) -> bytes:
     try:
         return prefix + orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return None
+        return _BAD
 
 
-def _code_fragment(code: str) -> bytes | None:
+def _code_fragment(code: str) -> bytes:
     try:
         return _CODE + orjson.dumps(code)
     except orjson.JSONEncodeError:
-        return None
+        return _BAD

@@ -31,10 +31,10 @@ import httpx
 import orjson
 from rich.console import Console
 
-from .batching import SeenCodes, batches, chunks
+from .batching import BatchCounter, SeenCodes, batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
 from .chunk import Chunk
-from .columnar import ChunkNormalizer, sha256_code
+from .columnar import ChunkNormalizer, Normalized, sha256_code
 from .errors import (
     EXIT_ABORTED,
     EXIT_OK,
@@ -301,18 +301,17 @@ class Run:
             self.progress.update(self.tally, self.retries, sent=n)
 
     # -- the stream -----------------------------------------------------------------------------
-    def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
-        """Read, map and normalize every row; yield what should be sent, account for the rest."""
-        seq = itertools.count()
+    def chunks(self, inputs: Sequence[Input]) -> Iterator[tuple[Chunk, Input]]:
+        """Every chunk of every input with its input, until the run stops; an input that breaks
+        stops the run (its rows read before the break come first: none is lost)."""
         for one in inputs:
             self.tally.register(one.source.name)
             one.normalizer.review = self.review
             try:
-                # Rows read before the input broke are still processed: none is lost.
                 for chunk in itertools.chain(one.sample, () if one.broken else one.chunks):
                     if self.stop.is_set():
                         return
-                    yield from self._chunk(chunk, one, seq)
+                    yield chunk, one
                     if self.stop.is_set():
                         return
                 if one.broken is not None:
@@ -321,6 +320,72 @@ class Run:
                 # The input broke mid-stream (an undecodable byte, say): stop, keep what was done.
                 self.halt(f"stopped reading: {exc}", exc)
                 return
+
+    def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
+        """Read, map and normalize every row; yield what should be sent, account for the rest."""
+        seq = itertools.count()
+        for chunk, one in self.chunks(inputs):
+            yield from self._chunk(chunk, one, seq)
+
+    def dry_run(self, inputs: Sequence[Input]) -> None:
+        """Everything but the sending (without --state): the clean rows of a chunk are counted,
+        deduplicated, batched and written at once, the others one by one, in row order."""
+        settings = self.settings
+        counter = BatchCounter(size=settings.batch_size, max_bytes=settings.max_request_bytes)
+        seq = itertools.count()
+        try:
+            for chunk, one in self.chunks(inputs):
+                done = one.columnar.run(chunk, review=self.review is not None)
+                slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
+                start = 0
+                for index in (*slow, len(chunk)):
+                    if self.stop.is_set():
+                        return
+                    if done is not None and start < index:
+                        self._dry_clean(chunk, done, start, index, counter)
+                    if index < len(chunk):
+                        item = self._one(chunk, index, one, next(seq))
+                        if item is not None:
+                            self._dry_items(item.ref.source, [item.code], [item.body], counter, new=False)
+                    start = index + 1
+        finally:
+            self.batches_sent += counter.batches
+
+    def _dry_clean(self, chunk: Chunk, done: Normalized, start: int, end: int, counter: BatchCounter) -> None:
+        """Rows ``start`` to ``end`` of a chunk, all clean: counted, checked for repeats, batched."""
+        source = chunk.source
+        self.processed += end - start
+        if done.places is not None and self.review is not None:
+            self.review.record_clean(done.places[start:end])
+        indices: Sequence[int] = range(start, end)
+        if self.settings.shard is not None:
+            codes = done.codes
+            indices = [i for i in indices if self._in_shard(codes[i])]
+            if skipped := end - start - len(indices):
+                self.tally.add(source, "skipped", n=skipped)
+        sent = [done.sent_codes[i] or "" for i in indices]
+        bodies = [done.bodies[i] or b"" for i in indices]
+        seen = self.seen_codes.add
+        repeats = [n for n, code in enumerate(sent) if not seen(code)]
+        for n in repeats:
+            self._repeated(chunk.row(indices[n]), sent[n])
+        self._dry_items(source, sent, bodies, counter, new=not repeats)
+
+    def _dry_items(
+        self, source: str, codes: list[str], bodies: list[bytes], counter: BatchCounter, *, new: bool
+    ) -> None:
+        """Accept items of a dry run: written to --output, counted, placed in batches."""
+        if not bodies:
+            return
+        if self.output is not None:
+            self.output.write(b"\n".join(bodies) + b"\n")
+        if new:
+            counter.add_new(codes, [len(body) for body in bodies])
+        else:
+            for code, body in zip(codes, bodies, strict=True):
+                counter.add(code, len(body))
+        self.tally.add(source, "accepted", n=len(bodies))
+        self._advance(len(bodies))
 
     def _chunk(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item]:
         """The items of one chunk: clean rows from their column-built lines, the rest row by row."""
@@ -353,8 +418,7 @@ class Run:
                 self.resumed += 1
                 continue
             if places is not None and review is not None:
-                fields, payload = places[index]
-                review.record(fields, payload, (), ())
+                review.record_clean((places[index],))
             if shard is not None and not self._in_shard(codes[index]):
                 self.tally.add(source, "skipped")
                 continue
@@ -673,7 +737,10 @@ def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
 async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) -> None:
     settings = run.settings
     stream = batches(run.to_send(run.items(inputs)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
-    if endpoint is None:  # --dry-run: everything but the sending
+    if endpoint is None and (settings.full or run.state is None):
+        run.dry_run(inputs)
+        return
+    if endpoint is None:  # --dry-run with --state: everything but the sending, unchanged rows skipped
         for batch in stream:
             run.batches_sent += 1
             for item in batch:
