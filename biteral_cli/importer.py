@@ -35,6 +35,7 @@ from .batching import BatchCounter, SeenCodes, batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
 from .chunk import Chunk
 from .columnar import ChunkNormalizer, Normalized, sha256_code
+from .entities.customers import CUSTOMERS
 from .errors import (
     EXIT_ABORTED,
     EXIT_OK,
@@ -798,11 +799,11 @@ def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str]) -> N
     """Print a few customers as the API returns them, so the user sees what landed."""
     if not codes:
         return
-    console.print("Stored in the sandbox, as GET /customers returns them:", style="bold")
+    console.print(f"Stored in the sandbox, as GET {CUSTOMERS.path} returns them:", style="bold")
     headers = {"X-API-Key": endpoint.key.reveal(), "X-API-Version": "1", "Accept": "application/json"}
     with httpx.Client(base_url=endpoint.url, headers=headers, timeout=10) as client:
         for code in codes:
-            response = client.get("/customers", params={"code": code})
+            response = client.get(CUSTOMERS.path, params={CUSTOMERS.key: code})
             if response.status_code == 200:
                 payload = response.json().get("payload", {})
                 console.print("  " + json.dumps(payload, ensure_ascii=False), highlight=False, soft_wrap=True)

@@ -89,6 +89,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from .entities.customers import CUSTOMERS
 from .errors import ConfigError, InputError, UsageError
 from .records import FIELDS, REPORT_COLUMNS, Extracted
 
@@ -129,135 +130,6 @@ class _Role:
     langs: tuple[str, ...]
 
 
-# (field, kind, preference, language, phrases)
-_SYNONYM_TABLE: tuple[tuple[str, str, int, str, tuple[str, ...]], ...] = (
-    (
-        "code",
-        "id",
-        0,
-        "en",
-        (
-            "code",
-            "id",
-            "identifier",
-            "record id",
-            "customer number",
-            "customer no",
-            "customer nr",
-            "client number",
-            "external id",
-            "source id",
-            "uid",
-            "uuid",
-            "customer reference",
-            "customer ref",
-        ),
-    ),
-    (
-        "code",
-        "id",
-        0,
-        "es",
-        (
-            "codigo",
-            "cod",
-            "identificador",
-            "numero cliente",
-            "num cliente",
-            "n cliente",
-            "no cliente",
-            "nro cliente",
-            "referencia cliente",
-            "ref cliente",
-            "id cliente",
-        ),
-    ),
-    ("code", "id", 0, "pt", ("codigo", "cod", "identificador", "numero cliente", "id cliente")),
-    (
-        "code",
-        "id",
-        0,
-        "fr",
-        ("code", "identifiant", "numero client", "n client", "no client", "reference client", "ref client"),
-    ),
-    (
-        "code",
-        "id",
-        0,
-        "de",
-        ("kennung", "kundennummer", "kundennr", "nummer kunde", "nr kunde", "kunden nr", "kundenkennung"),
-    ),
-    ("code", "id", 0, "it", ("codice", "identificativo", "numero cliente", "id cliente")),
-    ("code", "email", 0, "en", ("email", "e mail", "mail", "email address", "emailaddress")),
-    ("code", "email", 0, "es", ("correo", "correo electronico", "email")),
-    ("code", "email", 0, "pt", ("correio eletronico", "email")),
-    ("code", "email", 0, "fr", ("courriel", "mail", "adresse email", "adresse mail")),
-    ("code", "email", 0, "de", ("email", "mail", "emailadresse", "mailadresse")),
-    ("code", "email", 0, "it", ("posta elettronica", "email")),
-    ("isActive", "plain", 0, "en", ("isactive", "active", "enabled", "is enabled")),
-    ("isActive", "plain", 0, "es", ("activo", "activa", "habilitado")),
-    ("isActive", "plain", 0, "pt", ("ativo", "ativa", "habilitado")),
-    ("isActive", "plain", 0, "fr", ("actif", "active")),
-    ("isActive", "plain", 0, "de", ("aktiv",)),
-    ("isActive", "plain", 0, "it", ("attivo", "attiva", "abilitato")),
-    ("isActive", "inverted", 1, "en", ("inactive", "disabled", "is disabled")),
-    ("isActive", "inverted", 1, "es", ("baja", "dado baja", "inactivo", "deshabilitado")),
-    ("isActive", "inverted", 1, "pt", ("inativo", "desativado")),
-    ("isActive", "inverted", 1, "fr", ("inactif", "desactive")),
-    ("isActive", "inverted", 1, "de", ("inaktiv", "deaktiviert", "gesperrt")),
-    ("isActive", "inverted", 1, "it", ("inattivo", "disattivato")),
-    ("isActive", "status", 2, "en", ("status", "account status", "customer status")),
-    ("country", "plain", 0, "en", ("country", "country region", "country name", "nation")),
-    ("country", "plain", 0, "es", ("pais", "nacion")),
-    ("country", "plain", 0, "pt", ("pais",)),
-    ("country", "plain", 0, "fr", ("pays",)),
-    ("country", "plain", 0, "de", ("land",)),
-    ("country", "plain", 0, "it", ("paese", "nazione")),
-    (
-        "state",
-        "plain",
-        0,
-        "en",
-        ("state", "province", "state region", "state province", "province state", "region state"),
-    ),
-    ("state", "plain", 0, "es", ("provincia", "estado", "comunidad autonoma")),
-    ("state", "plain", 0, "pt", ("estado", "provincia", "uf")),
-    ("state", "plain", 0, "fr", ("province", "departement")),
-    ("state", "plain", 0, "de", ("bundesland", "provinz", "kanton")),
-    ("state", "plain", 0, "it", ("regione", "provincia")),
-    ("state", "plain", 1, "en", ("region", "county")),
-    ("state", "plain", 1, "es", ("region", "comunidad", "ccaa")),
-    ("state", "plain", 1, "fr", ("region",)),
-    ("city", "plain", 0, "en", ("city", "town", "locality", "municipality")),
-    ("city", "plain", 0, "es", ("ciudad", "poblacion", "localidad", "municipio")),
-    ("city", "plain", 0, "pt", ("cidade", "localidade", "municipio", "concelho")),
-    ("city", "plain", 0, "fr", ("ville", "localite", "commune")),
-    ("city", "plain", 0, "de", ("stadt", "ort", "wohnort", "gemeinde")),
-    ("city", "plain", 0, "it", ("citta", "comune", "localita")),
-    ("yearBorn", "plain", 0, "en", ("yearborn", "birth year", "year birth", "birthyear")),
-    ("yearBorn", "plain", 0, "es", ("ano nacimiento", "anio nacimiento")),
-    ("yearBorn", "plain", 0, "pt", ("ano nascimento",)),
-    ("yearBorn", "plain", 0, "fr", ("annee naissance",)),
-    ("yearBorn", "plain", 0, "de", ("geburtsjahr", "jahrgang")),
-    ("yearBorn", "plain", 0, "it", ("anno nascita",)),
-    ("yearBorn", "birthdate", 1, "en", ("date birth", "dob", "birthdate", "birth date")),
-    ("yearBorn", "birthdate", 1, "es", ("fecha nacimiento", "f nacimiento", "nacimiento", "fec nacimiento")),
-    ("yearBorn", "birthdate", 1, "pt", ("data nascimento", "nascimento")),
-    ("yearBorn", "birthdate", 1, "fr", ("date naissance", "naissance")),
-    ("yearBorn", "birthdate", 1, "de", ("geburtsdatum",)),
-    ("yearBorn", "birthdate", 1, "it", ("data nascita",)),
-    # A "birthday" is sometimes only a day and a month.
-    ("yearBorn", "birthdate", 2, "en", ("birthday",)),
-    ("yearBorn", "birthdate", 2, "es", ("cumpleanos",)),
-    ("yearBorn", "birthdate", 2, "de", ("geburtstag",)),
-    ("gender", "plain", 0, "en", ("gender", "sex")),
-    ("gender", "plain", 0, "es", ("sexo", "genero")),
-    ("gender", "plain", 0, "pt", ("sexo", "genero")),
-    ("gender", "plain", 0, "fr", ("genre", "sexe")),
-    ("gender", "plain", 0, "de", ("geschlecht",)),
-    ("gender", "plain", 0, "it", ("sesso", "genere")),
-)
-
 # Words that turn a country/state name column into a code column (``Country Code``, ``Cód. País``).
 _CODE_WORDS = (
     "code",
@@ -291,7 +163,7 @@ def _build_synonyms() -> dict[str, _Role]:
         elif known[2] > pref:  # a stronger reading of the same word replaces a weaker one
             table[key] = (fld, kind, pref, [lang])
 
-    for fld, kind, pref, lang, phrases in _SYNONYM_TABLE:
+    for fld, kind, pref, lang, phrases in CUSTOMERS.synonyms:
         for phrase in phrases:
             add(_norm(phrase), fld, kind, pref, lang)
             if fld in ("country", "state") and kind == "plain":

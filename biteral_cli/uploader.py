@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import httpx
 
 from biteral_cli import __version__
+from biteral_cli.entities.customers import CUSTOMERS
 from biteral_cli.errors import (
     AbortError,
     ApiUnavailableError,
@@ -195,6 +196,8 @@ class UploadSettings:
     allow_insecure_http: bool = False
     max_consecutive_failures: int = 10
     user_agent: str = f"biteral-import/{__version__}"
+    path: str = CUSTOMERS.path
+    """The endpoint batches are POSTed to: the entity's."""
 
     def __post_init__(self) -> None:
         if isinstance(self.api_key, str):
@@ -671,7 +674,7 @@ class _Run:
             self.learner.on_sent(sent_at)
             started = time.perf_counter()
             try:
-                response = await self.client.post("/customers", content=body)
+                response = await self.client.post(self.settings.path, content=body)
             except httpx.TimeoutException:
                 problem = f"no answer within {self.settings.timeout_s:g}s"
                 return (None, problem, time.perf_counter() - started, sent_at)
