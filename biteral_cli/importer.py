@@ -14,9 +14,7 @@ import dataclasses
 import functools
 import itertools
 import json
-import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -46,18 +44,17 @@ from .errors import (
     AbortError,
     BiteralImportError,
     InputError,
-    TooManyErrorsError,
     UsageError,
 )
 from .mapping import Mapping, MappingOptions, build_mapping, personal_kind
 from .normalize import NormalizeOptions, Normalizer
+from .outcomes import Outcomes, Ref, reason_key
 from .progress import Progress
 from .reader import ReadOptions, Source, content_hash, open_source
 from .records import Extracted, Issue, Prepared, SourceRow
 from .report import (
     RowReport,
     Summary,
-    Tally,
     check_writable,
     create_private,
     report_format,
@@ -78,7 +75,6 @@ from .state import (
     shard_of,
 )
 from .uploader import (
-    FieldError,
     Item,
     RateLearner,
     Secret,
@@ -87,8 +83,6 @@ from .uploader import (
     check_status,
     upload,
 )
-
-log = logging.getLogger("biteral_cli.import")
 
 #: Rows read ahead of normalization to decide per-column questions (what a bare "M" means).
 SAMPLE_ROWS = 1000
@@ -110,30 +104,6 @@ _clock = time.monotonic
 
 #: Rows looked up in the sync state at once (one SQL query each).
 STATE_CHUNK = 100
-
-
-@dataclass(slots=True)
-class Ref:
-    """What the importer keeps with an item in flight: where it came from and its fingerprint."""
-
-    chunk: Chunk
-    index: int
-    fingerprint: str
-
-    @property
-    def source(self) -> str:
-        """The input's name."""
-        return self.chunk.source
-
-    @property
-    def number(self) -> int:
-        """The row number as the file shows it."""
-        return self.chunk.rows[self.index]
-
-    @property
-    def row(self) -> SourceRow:
-        """The row as read, for the reports."""
-        return self.chunk.row(self.index)
 
 
 @dataclass(slots=True)
@@ -176,130 +146,20 @@ def default_failures_path(settings: ImportSettings) -> Path:
     return Path(f"{stem}.failures.{ext}")
 
 
-@functools.lru_cache(maxsize=4096)
-def reason_key(field: str, message: str) -> str:
-    """A reason that aggregates across rows: quoted values are blanked out."""
-    generic = re.sub(r"'[^']*'", "'…'", message)
-    generic = re.sub(r'"[^"]*"', '"…"', generic)
-    return f"{field}: {generic}" if field and not generic.startswith(field) else generic
-
-
-class Run:
-    """The state of one import: counts, reports, checkpoint and what has been decided so far."""
+class Run(Outcomes):
+    """One import: the outcomes it counts (``Outcomes``) and the stream of rows it sends."""
 
     def __init__(self, settings: ImportSettings, console: Console, out: Console) -> None:
-        self.settings = settings
-        self.console = console
+        super().__init__(settings, console)
         self.out = out
-        self.tally = Tally()
         self.failures_path = settings.failures or default_failures_path(settings)
-        self.failures: RowReport | None = None
-        self.warnings: RowReport | None = None
-        self.checkpoint: Checkpoint | None = None
-        self.state: SyncState | None = None
         self.output: IO[bytes] | None = None
-        self.progress: Progress | None = None
-        self.stop = asyncio.Event()
-        self.stop_reason: str | None = None
-        self.exit_override: int | None = None
-        self.error: BiteralImportError | None = None
-        self.retries = 0
-        self.batches_sent = 0
-        self.settled_rate: float | None = None
         self.learner = RateLearner()  # GET /status and the upload count against the same API limit
         self.seen_codes = SeenCodes()
-        self.shown_codes: list[str] = []
         self.processed = 0
-        self.bad = 0
-        self.resumed = 0
         self.notes_shown: dict[str, int] = {}
         # Counting each row's places costs a little per row: only when someone will read it.
         self.review = LocationReview() if settings.dry_run or settings.locations_report else None
-
-    # -- outcomes -------------------------------------------------------------------------------
-    def _count_bad(self) -> None:
-        self.bad += 1
-        limit = self.settings.max_errors
-        if limit is not None and not self.stop.is_set() and limit.exceeded(self.bad, self.processed):
-            self.halt(
-                f"more than {limit} rows failed (--max-errors); the rest was not sent",
-                TooManyErrorsError(f"stopped: more than {limit} rows were rejected or failed"),
-            )
-
-    def reject(self, row: SourceRow, stage: str, field: str, message: str, *, reason: str | None = None) -> None:
-        """Count a row as rejected (under ``reason``, or its message made generic) and report it."""
-        self.tally.add(row.source, "rejected", reason or reason_key(field, message))
-        assert self.failures is not None
-        self.failures.add(row, stage=stage, field=field, error=message)
-        self._count_bad()
-
-    def fail(self, row: SourceRow, reason: str) -> None:
-        """Count a row as failed (not stored, not the row's fault) and report it for a re-run."""
-        self.tally.add(row.source, "failed", reason)
-        assert self.failures is not None
-        self.failures.add(row, stage="api", field="", error=reason)
-        if not reason.startswith("not sent"):  # rows an abort left unsent are not errors of their own
-            self._count_bad()
-
-    def halt(self, reason: str, error: BiteralImportError | None = None, exit_code: int | None = None) -> None:
-        """Stop taking new rows; in-flight requests finish; the first reason given wins."""
-        if self.stop.is_set():
-            return
-        self.stop_reason = reason
-        self.error = error
-        self.exit_override = exit_code
-        self.stop.set()
-
-    # -- the uploader's listener ----------------------------------------------------------------
-    def on_accepted(self, items: Sequence[Item]) -> None:
-        confirmed: list[tuple[str, int]] = []
-        fingerprints: list[tuple[str, str]] = []
-        for item in items:
-            ref: Ref = item.ref
-            self.tally.add(ref.source, "accepted")
-            if ref.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
-                confirmed.append((ref.source, ref.number))
-            fingerprints.append((item.code, ref.fingerprint))
-            if len(self.shown_codes) < self.settings.show_stored:
-                self.shown_codes.append(item.code)
-        if self.checkpoint is not None:
-            # Rows read from standard input are not recorded: without a content hash, no later
-            # --resume could prove it is reading the same rows again.
-            self.checkpoint.confirm([c for c in confirmed if self.checkpoint.tracks(c[0])])
-        if self.state is not None:
-            self.state.record(fingerprints)
-        self._advance(len(items))
-
-    def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None:
-        ref: Ref = item.ref
-        if not errors:
-            self.reject(ref.row, "api", "", "rejected by the API (400) without a reason")
-        else:
-            message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
-            field = ",".join(dict.fromkeys(e.field for e in errors))
-            self.reject(ref.row, "api", field, message, reason=f"{errors[0].field}: {errors[0].code}")
-        self._advance(1)
-
-    def on_failed(self, items: Sequence[Item], reason: str) -> None:
-        if reason.endswith(": interrupted") and self.stop_reason:
-            # The uploader only knows it was stopped; we know why.
-            reason = reason.removesuffix("interrupted") + self.stop_reason
-        for item in items:
-            self.fail(item.ref.row, reason)
-        self._advance(len(items))
-
-    def on_retry(self, reason: str, delay_s: float) -> None:
-        self.retries += 1
-        log.debug("retry in %.2fs: %s", delay_s, reason)
-        if self.progress is not None:
-            self.progress.update(self.tally, self.retries)
-
-    def on_request(self, status: int | None, elapsed_s: float) -> None:
-        pass
-
-    def _advance(self, n: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.tally, self.retries, sent=n)
 
     # -- the stream -----------------------------------------------------------------------------
     def chunks(self, inputs: Sequence[Input]) -> Iterator[tuple[Chunk, Input]]:
