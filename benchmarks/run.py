@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -46,6 +47,17 @@ SANDBOX_KEY = "sandbox"  # the sandbox's public default key, not a secret
 _SERVER_START_S = 30.0
 _PANDAS_CSV = "import pandas as pd, sys; pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)"
 _PANDAS_XLSX = "import pandas as pd, sys; pd.read_excel(sys.argv[1], engine='calamine')"
+#: Other readers of the same CSV, printed for reference when installed (issue 11): name -> code.
+_OTHER_READERS = {
+    "pyarrow": "import pyarrow.csv as c, sys; c.read_csv(sys.argv[1])",
+    "polars": "import polars as pl, sys; pl.read_csv(sys.argv[1], infer_schema=False)",
+}
+MB = 1024 * 1024
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported by the children (they share this interpreter)."""
+    return importlib.util.find_spec(module) is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,8 +209,15 @@ def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
     ours_s, ours_rss = median_of(ours)
     pandas_s, pandas_rss = median_of(theirs)
     _, small_rss = median_of(smalls)
-    mb = 1024 * 1024
+    mb = MB
     growth = ours_rss / small_rss
+    others: dict[str, float] = {}
+    for name, code in _OTHER_READERS.items():
+        if _installed(name):
+            runs = [checked(measure([PYTHON, "-c", code, str(big)], cwd=work), name, (0,)) for _ in range(sizes.reps)]
+            others[name] = median_of(runs)[0]
+            log(f"csv: {name} reads the file in {others[name]:.2f} s (median of {sizes.reps})")
+    ratio = ours_s / pandas_s
     return [
         Figure(
             name=f"1. CSV {sizes.csv_rows:,} rows, dry run",
@@ -206,11 +225,17 @@ def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
             ours_unit="s",
             baseline=pandas_s,
             baseline_unit="s pandas.read_csv",
-            ratio=ours_s / pandas_s,
-            ratio_text=f"{ours_s / pandas_s:.2f}x pandas",
-            target="<= 3x",
-            met=ours_s / pandas_s <= 3,
-            detail={"runs_s": [m.wall_s for m in ours], "pandas_runs_s": [m.wall_s for m in theirs]},
+            ratio=ratio,
+            ratio_text=f"{ratio:.2f}x pandas",
+            target="<= 1x (floor 2x)",
+            met=ratio <= 1,
+            detail={
+                "runs_s": [m.wall_s for m in ours],
+                "pandas_runs_s": [m.wall_s for m in theirs],
+                "floor_met": ratio <= 2,
+                "other_readers_s": others,
+                "cpu_note": "wall clock of whole processes; the machine may be shared",
+            },
         ),
         Figure(
             name=f"1. CSV {sizes.csv_rows:,} rows, peak RSS",
@@ -218,10 +243,10 @@ def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
             ours_unit="MB",
             baseline=pandas_rss / mb,
             baseline_unit="MB pandas",
-            ratio=ours_rss / mb / 300,
-            ratio_text=f"{ours_rss / mb / 300:.2f} of 300 MB",
-            target="<= 300 MB",
-            met=ours_rss <= 300 * mb,
+            ratio=ours_rss / mb / 150,
+            ratio_text=f"{ours_rss / mb / 150:.2f} of 150 MB",
+            target="<= 150 MB",
+            met=ours_rss <= 150 * mb,
         ),
         Figure(
             name=f"1. CSV peak RSS, {sizes.csv_rows:,} vs {sizes.csv_small_rows:,} rows",
@@ -231,8 +256,8 @@ def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
             baseline_unit=f"MB at {sizes.csv_small_rows:,}",
             ratio=growth,
             ratio_text=f"{growth:.2f}x",
-            target="<= 1.5x",
-            met=growth <= 1.5,
+            target="<= 1.3x",
+            met=growth <= 1.3,
         ),
     ]
 
@@ -257,8 +282,8 @@ def bench_xlsx(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
             baseline_unit="s pandas.read_excel",
             ratio=ours_s / pandas_s,
             ratio_text=f"{ours_s / pandas_s:.2f}x pandas",
-            target="<= 2x",
-            met=ours_s / pandas_s <= 2,
+            target="<= 1.5x",
+            met=ours_s / pandas_s <= 1.5,
             detail={"runs_s": [m.wall_s for m in ours], "pandas_runs_s": [m.wall_s for m in theirs]},
         )
     ]
