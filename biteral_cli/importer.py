@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -169,10 +169,11 @@ class Run(Outcomes):
             self.tally.register(one.source.name)
             one.normalizer.review = self.review
             try:
-                for chunk in itertools.chain(one.sample, () if one.broken else one.chunks):
+                for chunk in _drained(one.sample, () if one.broken else one.chunks):
                     if self.stop.is_set():
                         return
                     yield chunk, one
+                    del chunk  # hold no chunk while the next is read: memory stays flat
                     if self.stop.is_set():
                         return
                 if one.broken is not None:
@@ -196,21 +197,26 @@ class Run(Outcomes):
         seq = itertools.count()
         try:
             for chunk, one in self.chunks(inputs):
-                done = one.columnar.run(chunk, review=self.review is not None)
-                slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
-                start = 0
-                for index in (*slow, len(chunk)):
-                    if self.stop.is_set():
-                        return
-                    if done is not None and start < index:
-                        self._dry_clean(chunk, done, start, index, counter)
-                    if index < len(chunk):
-                        item = self._one(chunk, index, one, next(seq))
-                        if item is not None:
-                            self._dry_items(item.ref.source, [item.code], [item.body], counter, new=False)
-                    start = index + 1
+                self._dry_chunk(chunk, one, counter, seq)
+                del chunk  # hold no chunk while the next is read: memory stays flat
         finally:
             self.batches_sent += counter.batches
+
+    def _dry_chunk(self, chunk: Chunk, one: Input, counter: BatchCounter, seq: Iterator[int]) -> None:
+        """One chunk of a dry run: runs of clean rows in bulk, the rows between them one by one."""
+        done = one.columnar.run(chunk, review=self.review is not None)
+        slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
+        start = 0
+        for index in (*slow, len(chunk)):
+            if self.stop.is_set():
+                return
+            if done is not None and start < index:
+                self._dry_clean(chunk, done, start, index, counter)
+            if index < len(chunk):
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    self._dry_items(item.ref.source, [item.code], [item.body], counter, new=False)
+            start = index + 1
 
     def _dry_clean(self, chunk: Chunk, done: Normalized, start: int, end: int, counter: BatchCounter) -> None:
         """Rows ``start`` to ``end`` of a chunk, all clean: counted, checked for repeats, batched."""
@@ -378,6 +384,13 @@ class Run(Outcomes):
                 if output is not None:
                     output.write(item.body + b"\n")
                 yield item
+
+
+def _drained(sample: list[Chunk], rest: Iterable[Chunk]) -> Iterator[Chunk]:
+    """The chunks read ahead (taken out of the list as they go, so each is freed after use), then the rest."""
+    while sample:
+        yield sample.pop(0)
+    yield from rest
 
 
 def hash_code(code: str) -> str:
