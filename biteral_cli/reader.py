@@ -1112,7 +1112,7 @@ def _open_excel(
         encoding=None,
         delimiter=None,
         headers=headers,
-        rows=_excel_rows(path, numbered, headers, fixer, start[1]),
+        chunks=_excel_chunks(path, numbered, headers, fixer, start[1]),
         closers=closers,
         notes=notes,
         sheet=sheet_name,
@@ -1176,10 +1176,17 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _excel_rows(
-    name: str, numbered: Iterator[tuple[int, list[Any]]], headers: list[str], fixer: CellFixer, first_column: int
-) -> Iterator[SourceRow]:
+def _excel_chunks(
+    name: str,
+    numbered: Iterator[tuple[int, list[Any]]],
+    headers: list[str],
+    fixer: CellFixer,
+    first_column: int,
+    size: int = CHUNK_ROWS,
+) -> Iterator[Chunk]:
+    """The sheet's rows below the header as tabular chunks (empty rows left out)."""
     width = len(headers)
+    chunk = Chunk(name, headers)
     for number, values in numbered:
         cells = [value if type(value) is str else _cell_text(value) for value in values]
         if "'" in "\x00".join(cells):
@@ -1196,13 +1203,19 @@ def _excel_rows(
         count = len(cells)
         if count > width:
             error = f"row {number}: has {count} cells, header has {width}"
-            yield SourceRow(source=name, row=number, cells=dict(zip(headers, cells, strict=False)), error=error)
-            continue
-        if count < width:
-            cells += [""] * (width - count)
-        yield SourceRow(
-            source=name, row=number, cells=dict(zip(headers, cells, strict=True)), warnings=warnings or None
-        )
+            chunk.broken(number, dict(zip(headers, cells, strict=False)), error)
+        else:
+            if count < width:
+                cells += [""] * (width - count)
+            if warnings:
+                chunk.warnings[len(chunk.rows)] = warnings
+            chunk.rows.append(number)
+            chunk.records.append(cells)
+        if len(chunk.rows) >= size:
+            yield chunk
+            chunk = Chunk(name, headers)
+    if len(chunk.rows):
+        yield chunk
 
 
 #: Significant digits Excel keeps of a number; the rest of a longer one is lost (set to zeros).
