@@ -43,6 +43,8 @@ sys.path.insert(0, str(HERE))
 import make_data  # noqa: E402 - the sibling script, importable once HERE is on the path
 
 PYTHON = sys.executable
+#: The checkout whose biteral_cli the children run (--code: another one, e.g. main, for "before").
+CODE = ROOT
 SANDBOX_KEY = "sandbox"  # the sandbox's public default key, not a secret
 _SERVER_START_S = 30.0
 _PANDAS_CSV = "import pandas as pd, sys; pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)"
@@ -115,6 +117,8 @@ class Measured:
 
     wall_s: float
     rss_bytes: int
+    cpu_s: float
+    """User plus system CPU seconds of the child: steadier than wall clock on a shared machine."""
     returncode: int
     stdout: str
     stderr: str
@@ -142,7 +146,7 @@ class Figure:
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a child: this checkout's code first, whatever the venv has installed."""
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    path = os.pathsep.join(p for p in (str(CODE), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
@@ -160,6 +164,7 @@ def measure(cmd: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None)
         return Measured(
             wall_s=wall,
             rss_bytes=usage.ru_maxrss * 1024,  # kilobytes on Linux
+            cpu_s=usage.ru_utime + usage.ru_stime,
             returncode=proc.returncode,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
@@ -218,6 +223,10 @@ def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
             others[name] = median_of(runs)[0]
             log(f"csv: {name} reads the file in {others[name]:.2f} s (median of {sizes.reps})")
     ratio = ours_s / pandas_s
+    log(
+        f"csv: CPU {statistics.median(m.cpu_s for m in ours):.2f} s, pandas "
+        f"{statistics.median(m.cpu_s for m in theirs):.2f} s; RSS at {sizes.csv_small_rows:,} {small_rss / mb:.0f} MB"
+    )
     return [
         Figure(
             name=f"1. CSV {sizes.csv_rows:,} rows, dry run",
@@ -232,6 +241,8 @@ def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
             detail={
                 "runs_s": [m.wall_s for m in ours],
                 "pandas_runs_s": [m.wall_s for m in theirs],
+                "cpu_s": statistics.median(m.cpu_s for m in ours),
+                "pandas_cpu_s": statistics.median(m.cpu_s for m in theirs),
                 "floor_met": ratio <= 2,
                 "other_readers_s": others,
                 "cpu_note": "wall clock of whole processes; the machine may be shared",
@@ -273,6 +284,8 @@ def bench_xlsx(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
         theirs.append(checked(measure([PYTHON, "-c", _PANDAS_XLSX, str(path)], cwd=work), "pandas.read_excel", (0,)))
     ours_s, _ = median_of(ours)
     pandas_s, _ = median_of(theirs)
+    cpu = statistics.median(m.cpu_s for m in ours), statistics.median(m.cpu_s for m in theirs)
+    log(f"xlsx: CPU {cpu[0]:.2f} s, pandas {cpu[1]:.2f} s")
     return [
         Figure(
             name=f"2. XLSX {sizes.xlsx_rows:,} rows, dry run",
@@ -284,7 +297,12 @@ def bench_xlsx(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
             ratio_text=f"{ours_s / pandas_s:.2f}x pandas",
             target="<= 1.5x",
             met=ours_s / pandas_s <= 1.5,
-            detail={"runs_s": [m.wall_s for m in ours], "pandas_runs_s": [m.wall_s for m in theirs]},
+            detail={
+                "runs_s": [m.wall_s for m in ours],
+                "pandas_runs_s": [m.wall_s for m in theirs],
+                "cpu_s": statistics.median(m.cpu_s for m in ours),
+                "pandas_cpu_s": statistics.median(m.cpu_s for m in theirs),
+            },
         )
     ]
 
@@ -561,7 +579,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(BENCHES), help="run only this benchmark")
     parser.add_argument("--data-dir", type=Path, default=make_data.DATA_DIR, help="where generated exports go")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "latest.json", help="JSON output")
+    parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose biteral_cli to measure (before/after)")
     args = parser.parse_args(argv)
+    global CODE
+    CODE = args.code.resolve()
     sizes = QUICK if args.quick else Sizes()
     if args.reps is not None:
         if args.reps < 1:
@@ -579,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(figures))
     results = {
         "machine": machine(),
+        "code": str(CODE),
         "quick": args.quick,
         "sizes": asdict(sizes),
         "figures": [asdict(f) for f in figures],
