@@ -245,7 +245,7 @@ def bench_csv(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
                 "pandas_cpu_s": statistics.median(m.cpu_s for m in theirs),
                 "floor_met": ratio <= 2,
                 "other_readers_s": others,
-                "cpu_note": "wall clock of whole processes; the machine may be shared",
+                "note": "wall clock of whole processes; cpu_s is steadier when the machine is shared",
             },
         ),
         Figure(
