@@ -86,7 +86,7 @@ class _Rule:
         self.fragments: dict[Any, bytes] = {}
         self.info: dict[Any, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
 
-    def run(self, chunk: Chunk) -> tuple[list[bytes], list[Any]]:
+    def run(self, chunk: Chunk) -> tuple[list[bytes], Sequence[Any]]:
         """(fragment per row, key per row) for ``chunk``."""
         n = len(chunk)
         columns = [chunk.column(c) for c in self.columns]
@@ -95,7 +95,7 @@ class _Rule:
         elif len(columns) == 1:
             keys = columns[0]  # type: ignore[assignment]
         else:
-            keys = list(zip(*columns, strict=True))  # type: ignore[arg-type]
+            keys = list(zip(*columns, strict=True))
         table = self.table
         if len(table) > CACHE_LIMIT:
             table.clear()
@@ -103,7 +103,7 @@ class _Rule:
         single = len(columns) == 1
         for key in set(keys).difference(table):
             table[key] = self._compute((key,) if single else key)
-        return list(map(table.__getitem__, keys)), keys  # type: ignore[arg-type]
+        return list(map(table.__getitem__, keys)), keys
 
     def _compute(self, cells: tuple[Any, ...]) -> bytes:
         if self.value_of is not None:
@@ -194,8 +194,8 @@ class ChunkNormalizer:
                 info = rule.info
                 places = [info.get(key) for key in keys]
         parts.append(self._metadata(chunk))
-        parts.append(repeat(_CLOSE, len(chunk)))  # type: ignore[arg-type]
-        lines = [b"".join(t) for t in zip(*parts, strict=True)]  # type: ignore[arg-type]
+        parts.append(list(repeat(_CLOSE, len(chunk))))
+        lines = [b"".join(t) for t in zip(*parts, strict=True)]
         bodies: list[bytes | None] = [None if _BAD in line else line for line in lines]
         for index in (*chunk.errors, *chunk.warnings):
             bodies[index] = None
@@ -252,7 +252,7 @@ class ChunkNormalizer:
                     columns.append([b"" if not v or v.isspace() else _fragment(prefix, v) for v in cells])
                 continue
             for value in distinct.difference(table):
-                table[value] = b"" if not value or value.isspace() else _fragment(prefix, value)  # type: ignore[assignment]
+                table[value] = b"" if not value or value.isspace() else _fragment(prefix, value)
             columns.append(list(map(table.__getitem__, cells)))
         limit = self.max_metadata
         out: list[bytes]
@@ -262,7 +262,7 @@ class ChunkNormalizer:
             out = []
             append = out.append
             for t in zip(*columns, strict=True):
-                joined = b"".join(t)  # type: ignore[arg-type]
+                joined = b"".join(t)
                 if not joined:
                     append(b"")
                 elif 6 * len(joined) + 2 > limit or _BAD in joined:  # may be too long: measured by prepare

@@ -775,6 +775,8 @@ class Normalizer:
         """country, state and city: each resolved within the ones before it; a state may be filled in."""
         strict = self._strict
         problems = errors if strict else warnings
+        outcome: Any
+        message: str | None
         country: str | None = None
         value = get("country", _MISSING)
         if value is not _MISSING:
