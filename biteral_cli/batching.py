@@ -49,22 +49,74 @@ def batches(items: Iterable[B], *, size: int = MAX_BATCH, max_bytes: int = DEFAU
     An item larger than ``max_bytes`` on its own still gets a batch of its own: the API, not this
     function, decides whether it is too large.
     """
-    if not 1 <= size <= MAX_BATCH:
-        raise ValueError(f"batch size must be between 1 and {MAX_BATCH}")
+    counter = BatchCounter(size=size, max_bytes=max_bytes)
     batch: list[B] = []
-    codes: set[str] = set()
-    used = 2  # the array's brackets
     for item in items:
-        cost = len(item.body) + (1 if batch else 0)
-        if batch and (len(batch) >= size or used + cost > max_bytes or item.code in codes):
+        if counter.add(item.code, len(item.body)) and batch:
             yield batch
-            batch, codes, used = [], set(), 2
-            cost = len(item.body)
+            batch = []
         batch.append(item)
-        codes.add(item.code)
-        used += cost
     if batch:
         yield batch
+
+
+class BatchCounter:
+    """Where ``batches`` cuts a stream of (code, body length): the rule itself, and a count of the
+    batches, for a dry run that never holds the items."""
+
+    __slots__ = ("_codes", "_count", "_longest", "_used", "batches", "max_bytes", "size")
+
+    def __init__(self, *, size: int = MAX_BATCH, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if not 1 <= size <= MAX_BATCH:
+            raise ValueError(f"batch size must be between 1 and {MAX_BATCH}")
+        self.size = size
+        self.max_bytes = max_bytes
+        self.batches = 0
+        self._count = 0
+        self._used = 2  # the array's brackets
+        self._codes: set[str] = set()
+        self._longest = 0
+
+    def add(self, code: str, length: int) -> bool:
+        """Place one item; True when it starts a new batch."""
+        cost = length + (1 if self._count else 0)
+        if not self._count or self._count >= self.size or self._used + cost > self.max_bytes or code in self._codes:
+            self.batches += 1
+            self._count, self._used, self._codes, self._longest = 0, 2, set(), 0
+            cost = length
+            started = True
+        else:
+            started = False
+        self._count += 1
+        self._codes.add(code)
+        self._used += cost
+        self._longest = max(self._longest, length)
+        return started
+
+    def add_new(self, codes: list[str], lengths: list[int]) -> None:
+        """Place items whose codes no earlier item had, as ``add`` one by one would, in a few steps
+        when their size cannot reach ``max_bytes`` (a full batch of the longest stays under it)."""
+        k = len(codes)
+        if not k:
+            return
+        longest = max(self._longest, max(lengths))
+        if 2 + self.size * (longest + 1) > self.max_bytes:
+            for code, length in zip(codes, lengths, strict=True):
+                self.add(code, length)
+            return
+        count, size = self._count, self.size
+        self.batches += (count + k - 1) // size - (count - 1) // size
+        last = (count + k - 1) % size + 1  # items in the batch left open
+        if last > k:  # still the batch that was open before
+            self._codes.update(codes)
+            self._used += sum(lengths) + k
+            self._longest = longest
+        else:
+            tail = lengths[k - last :]
+            self._codes = set(codes[k - last :])
+            self._used = 2 + sum(tail) + last - 1
+            self._longest = max(tail)
+        self._count = last
 
 
 class SeenCodes:

@@ -12,18 +12,15 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import itertools
 import json
-import logging
 import os
-import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,8 +29,11 @@ import httpx
 import orjson
 from rich.console import Console
 
-from .batching import SeenCodes, batches, chunks
+from .batching import BatchCounter, SeenCodes, batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
+from .chunk import Chunk
+from .columnar import ChunkNormalizer, Normalized, sha256_code
+from .entities.customers import CUSTOMERS
 from .errors import (
     EXIT_ABORTED,
     EXIT_OK,
@@ -44,18 +44,17 @@ from .errors import (
     AbortError,
     BiteralImportError,
     InputError,
-    TooManyErrorsError,
     UsageError,
 )
 from .mapping import Mapping, build_mapping, personal_kind
 from .normalize import Normalizer
+from .outcomes import Outcomes, Ref, reason_key
 from .progress import Progress
 from .reader import Source, content_hash, open_source
 from .records import Extracted, Issue, Prepared, SourceRow
 from .report import (
     RowReport,
     Summary,
-    Tally,
     check_writable,
     create_private,
     report_format,
@@ -76,7 +75,6 @@ from .state import (
     shard_of,
 )
 from .upload import (
-    FieldError,
     Item,
     RateLearner,
     Secret,
@@ -85,8 +83,6 @@ from .upload import (
     check_status,
     upload,
 )
-
-log = logging.getLogger("biteral_cli.import")
 
 #: Rows read ahead of normalization to decide per-column questions (what a bare "M" means).
 SAMPLE_ROWS = 1000
@@ -111,23 +107,16 @@ STATE_CHUNK = 100
 
 
 @dataclass(slots=True)
-class Ref:
-    """What the importer keeps with an item in flight: where it came from and its fingerprint."""
-
-    row: SourceRow
-    fingerprint: str
-
-
-@dataclass(slots=True)
 class Input:
-    """One opened input with its mapping, its first rows read ahead and its normalizer."""
+    """One opened input with its mapping, its first chunks read ahead and its normalizers."""
 
     source: Source
     mapping: Mapping
-    rows: Iterator[SourceRow]  # the rows after the sample
-    sample: list[SourceRow]
+    chunks: Iterator[Chunk]  # the chunks after the sample
+    sample: list[Chunk]
     broken: BiteralImportError | None
     normalizer: Normalizer
+    columnar: ChunkNormalizer
 
 
 class DecisionsChangedError(BiteralImportError):
@@ -157,181 +146,181 @@ def default_failures_path(settings: ImportSettings) -> Path:
     return Path(f"{stem}.failures.{ext}")
 
 
-@functools.lru_cache(maxsize=4096)
-def reason_key(field: str, message: str) -> str:
-    """A reason that aggregates across rows: quoted values are blanked out."""
-    generic = re.sub(r"'[^']*'", "'…'", message)
-    generic = re.sub(r'"[^"]*"', '"…"', generic)
-    return f"{field}: {generic}" if field and not generic.startswith(field) else generic
-
-
-class Run:
-    """The state of one import: counts, reports, checkpoint and what has been decided so far."""
+class Run(Outcomes):
+    """One import: the outcomes it counts (``Outcomes``) and the stream of rows it sends."""
 
     def __init__(self, settings: ImportSettings, console: Console, out: Console) -> None:
-        self.settings = settings
-        self.console = console
+        super().__init__(settings, console)
         self.out = out
-        self.tally = Tally()
         self.failures_path = settings.failures or default_failures_path(settings)
-        self.failures: RowReport | None = None
-        self.warnings: RowReport | None = None
-        self.checkpoint: Checkpoint | None = None
-        self.state: SyncState | None = None
         self.output: IO[bytes] | None = None
-        self.progress: Progress | None = None
-        self.stop = asyncio.Event()
-        self.stop_reason: str | None = None
-        self.exit_override: int | None = None
-        self.error: BiteralImportError | None = None
-        self.retries = 0
-        self.batches_sent = 0
-        self.settled_rate: float | None = None
         self.learner = RateLearner()  # GET /status and the upload count against the same API limit
         self.seen_codes = SeenCodes()
-        self.shown_codes: list[str] = []
         self.processed = 0
-        self.bad = 0
-        self.resumed = 0
         self.notes_shown: dict[str, int] = {}
         # Counting each row's places costs a little per row: only when someone will read it.
         self.review = LocationReview() if settings.dry_run or settings.locations_report else None
 
-    # -- outcomes -------------------------------------------------------------------------------
-    def _count_bad(self) -> None:
-        self.bad += 1
-        self._check_budget()
-
-    def _check_budget(self) -> None:
-        limit = self.settings.max_errors
-        if limit is not None and not self.stop.is_set() and limit.exceeded(self.bad, self.processed):
-            self.halt(
-                f"more than {limit} rows failed (--max-errors); the rest was not sent",
-                TooManyErrorsError(f"stopped: more than {limit} rows were rejected or failed"),
-            )
-
-    def reject(self, row: SourceRow, stage: str, field: str, message: str, *, reason: str | None = None) -> None:
-        """Count a row as rejected (under ``reason``, or its message made generic) and report it."""
-        self.tally.add(row.source, "rejected", reason or reason_key(field, message))
-        assert self.failures is not None
-        self.failures.add(row, stage=stage, field=field, error=message)
-        self._count_bad()
-
-    def fail(self, row: SourceRow, reason: str) -> None:
-        """Count a row as failed (not stored, not the row's fault) and report it for a re-run."""
-        self.tally.add(row.source, "failed", reason)
-        assert self.failures is not None
-        self.failures.add(row, stage="api", field="", error=reason)
-        if not reason.startswith("not sent"):  # rows an abort left unsent are not errors of their own
-            self._count_bad()
-
-    def halt(self, reason: str, error: BiteralImportError | None = None, exit_code: int | None = None) -> None:
-        """Stop taking new rows; in-flight requests finish; the first reason given wins."""
-        if self.stop.is_set():
-            return
-        self.stop_reason = reason
-        self.error = error
-        self.exit_override = exit_code
-        self.stop.set()
-
-    # -- the uploader's listener ----------------------------------------------------------------
-    def on_accepted(self, items: Sequence[Item]) -> None:
-        confirmed: list[tuple[str, int]] = []
-        fingerprints: list[tuple[str, str]] = []
-        for item in items:
-            ref: Ref = item.ref
-            self.tally.add(ref.row.source, "accepted")
-            if ref.row.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
-                confirmed.append((ref.row.source, ref.row.row))
-            fingerprints.append((item.code, ref.fingerprint))
-            if len(self.shown_codes) < self.settings.show_stored:
-                self.shown_codes.append(item.code)
-        if self.checkpoint is not None:
-            # Rows read from standard input are not recorded: without a content hash, no later
-            # --resume could prove it is reading the same rows again.
-            self.checkpoint.confirm([c for c in confirmed if self.checkpoint.tracks(c[0])])
-        if self.state is not None:
-            self.state.record(fingerprints)
-        self._advance(len(items))
-
-    def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None:
-        ref: Ref = item.ref
-        if not errors:
-            self.reject(ref.row, "api", "", "rejected by the API (400) without a reason")
-        else:
-            message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
-            field = ",".join(dict.fromkeys(e.field for e in errors))
-            self.reject(ref.row, "api", field, message, reason=f"{errors[0].field}: {errors[0].code}")
-        self._advance(1)
-
-    def on_failed(self, items: Sequence[Item], reason: str) -> None:
-        if reason.endswith(": interrupted") and self.stop_reason:
-            # The uploader only knows it was stopped; we know why.
-            reason = reason.removesuffix("interrupted") + self.stop_reason
-        for item in items:
-            self.fail(item.ref.row, reason)
-        self._advance(len(items))
-
-    def on_retry(self, reason: str, delay_s: float) -> None:
-        self.retries += 1
-        log.debug("retry in %.2fs: %s", delay_s, reason)
-        if self.progress is not None:
-            self.progress.update(self.tally, self.retries)
-
-    def on_request(self, status: int | None, elapsed_s: float) -> None:
-        pass
-
-    def _advance(self, n: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.tally, self.retries, sent=n)
-
     # -- the stream -----------------------------------------------------------------------------
-    def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
-        """Read, map and normalize every row; yield what should be sent, account for the rest."""
-        seq = itertools.count()
+    def chunks(self, inputs: Sequence[Input]) -> Iterator[tuple[Chunk, Input]]:
+        """Every chunk of every input with its input, until the run stops; an input that breaks
+        stops the run (its rows read before the break come first: none is lost)."""
         for one in inputs:
-            source, mapping, sample, broken, normalizer = (
-                one.source,
-                one.mapping,
-                one.sample,
-                one.broken,
-                one.normalizer,
-            )
-            self.tally.register(source.name)
-            rows = one.rows
-            normalizer.review = self.review
+            self.tally.register(one.source.name)
+            one.normalizer.review = self.review
             try:
-                # Rows read before the input broke are still processed: none is lost.
-                for row in itertools.chain(sample, () if broken else rows):
+                for chunk in _drained(one.sample, () if one.broken else one.chunks):
                     if self.stop.is_set():
                         return
-                    item = self._one(row, mapping, normalizer, next(seq))
-                    if item is not None:
-                        yield item
-                if broken is not None:
-                    raise broken
+                    yield chunk, one
+                    del chunk  # hold no chunk while the next is read: memory stays flat
+                    if self.stop.is_set():
+                        return
+                if one.broken is not None:
+                    raise one.broken
             except BiteralImportError as exc:
                 # The input broke mid-stream (an undecodable byte, say): stop, keep what was done.
                 self.halt(f"stopped reading: {exc}", exc)
                 return
 
-    def _one(self, row: SourceRow, mapping: Mapping, normalizer: Normalizer, seq: int) -> Item | None:
+    def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
+        """Read, map and normalize every row; yield what should be sent, account for the rest."""
+        seq = itertools.count()
+        for chunk, one in self.chunks(inputs):
+            yield from self._chunk(chunk, one, seq)
+
+    def dry_run(self, inputs: Sequence[Input]) -> None:
+        """Everything but the sending (without --state): the clean rows of a chunk are counted,
+        deduplicated, batched and written at once, the others one by one, in row order."""
         settings = self.settings
-        self.processed += 1
-        if self.processed == 100 and self.bad:  # a percentage budget starts counting here (see MaxErrors)
-            self._check_budget()
+        counter = BatchCounter(size=settings.batch_size, max_bytes=settings.max_request_bytes)
+        seq = itertools.count()
+        try:
+            for chunk, one in self.chunks(inputs):
+                self._dry_chunk(chunk, one, counter, seq)
+                del chunk  # hold no chunk while the next is read: memory stays flat
+        finally:
+            self.batches_sent += counter.batches
+
+    def _dry_chunk(self, chunk: Chunk, one: Input, counter: BatchCounter, seq: Iterator[int]) -> None:
+        """One chunk of a dry run: runs of clean rows in bulk, the rows between them one by one."""
+        done = one.columnar.run(chunk, review=self.review is not None)
+        slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
+        start = 0
+        for index in (*slow, len(chunk)):
+            if self.stop.is_set():
+                return
+            if done is not None and start < index:
+                self._dry_clean(chunk, done, start, index, counter)
+            if index < len(chunk):
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    self._dry_items(item.ref.source, [item.code], [item.body], counter, new=False)
+            start = index + 1
+
+    def _dry_clean(self, chunk: Chunk, done: Normalized, start: int, end: int, counter: BatchCounter) -> None:
+        """Rows ``start`` to ``end`` of a chunk, all clean: counted, checked for repeats, batched."""
+        source = chunk.source
+        self.count_processed(end - start)
+        if done.places is not None and self.review is not None:
+            self.review.record_clean(done.places[start:end])
+        indices: Sequence[int] = range(start, end)
+        if self.settings.shard is not None:
+            codes = done.codes
+            indices = [i for i in indices if self._in_shard(codes[i])]
+            if skipped := end - start - len(indices):
+                self.tally.add(source, "skipped", n=skipped)
+        sent = [done.sent_codes[i] or "" for i in indices]
+        bodies = [done.bodies[i] or b"" for i in indices]
+        seen = self.seen_codes.add
+        repeats = [n for n, code in enumerate(sent) if not seen(code)]
+        for n in repeats:
+            self._repeated(chunk.row(indices[n]), sent[n])
+        self._dry_items(source, sent, bodies, counter, new=not repeats)
+
+    def _dry_items(
+        self, source: str, codes: list[str], bodies: list[bytes], counter: BatchCounter, *, new: bool
+    ) -> None:
+        """Accept items of a dry run: written to --output, counted, placed in batches."""
+        if not bodies:
+            return
+        if self.output is not None:
+            self.output.write(b"\n".join(bodies) + b"\n")
+        if new:
+            counter.add_new(codes, [len(body) for body in bodies])
+        else:
+            for code, body in zip(codes, bodies, strict=True):
+                counter.add(code, len(body))
+        self.tally.add(source, "accepted", n=len(bodies))
+        self._advance(len(bodies))
+
+    def _chunk(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item]:
+        """The items of one chunk: clean rows from their column-built lines, the rest row by row."""
+        done = one.columnar.run(chunk, review=self.review is not None)
+        if done is None:
+            for index in range(len(chunk)):
+                if self.stop.is_set():
+                    return
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    yield item
+            return
+        bodies, codes, sent, places = done.bodies, done.codes, done.sent_codes, done.places
+        checkpoint, review, stop = self.checkpoint, self.review, self.stop
+        shard = self.settings.shard
+        fingerprints = self.state is not None
+        seen = self.seen_codes.add
+        source, numbers = chunk.source, chunk.rows
+        for index, body in enumerate(bodies):
+            if stop.is_set():
+                return
+            if body is None:
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    yield item
+                continue
+            self.count_processed(1)
+            if checkpoint is not None and checkpoint.is_done(source, numbers[index]):
+                self.tally.add(source, "accepted")
+                self.resumed += 1
+                continue
+            if places is not None and review is not None:
+                review.record_clean((places[index],))
+            if shard is not None and not self._in_shard(codes[index]):
+                self.tally.add(source, "skipped")
+                continue
+            code = sent[index]
+            assert code is not None
+            if not seen(code):
+                self._repeated(chunk.row(index), code)
+            fp = fingerprint(body) if fingerprints else ""
+            yield Item(seq=next(seq), code=code, body=body, ref=Ref(chunk, index, fp))
+
+    def _in_shard(self, code: str | None) -> bool:
+        """Whether a row with this code (as normalized) belongs to this run's --shard."""
+        assert self.settings.shard is not None
+        k, n = self.settings.shard
+        # Rows with no usable code belong to shard 1, so exactly one shard reports them.
+        return (shard_of(code, n) if code else 0) == k - 1
+
+    def _repeated(self, row: SourceRow, code: str) -> None:
+        message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
+        self.tally.warn(row.source, reason_key("code", message))
+        if self.warnings is not None:
+            self.warnings.add(row, stage="validate", field="code", error=message)
+
+    def _one(self, chunk: Chunk, index: int, one: Input, seq: int) -> Item | None:
+        row = chunk.row(index)
+        self.count_processed(1)
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
             self.tally.add(row.source, "accepted")
             self.resumed += 1
             return None
-        prepared: Prepared = normalizer.prepare(row, mapping.extract(row.cells) if row.error is None else _EMPTY)
-        if settings.shard is not None:
-            k, n = settings.shard
-            # Rows with no usable code belong to shard 1, so exactly one shard reports them.
-            owner = shard_of(prepared.code, n) if prepared.code else 0
-            if owner != k - 1:
-                self.tally.add(row.source, "skipped")
-                return None
+        extracted = one.mapping.extract(row.cells) if row.error is None else _EMPTY
+        prepared: Prepared = one.normalizer.prepare(row, extracted)
+        if self.settings.shard is not None and not self._in_shard(prepared.code):
+            self.tally.add(row.source, "skipped")
+            return None
         if row.warnings:  # what the reader noticed (a number Excel cut to 15 digits) is a warning too
             prepared.warnings[:0] = [Issue(column, message) for column, message in row.warnings]
         for warning in prepared.warnings:
@@ -346,13 +335,11 @@ class Run:
             return None
         code = self.final_code(prepared)
         if not self.seen_codes.add(code):
-            message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
-            self.tally.warn(row.source, reason_key("code", message))
-            if self.warnings is not None:
-                self.warnings.add(row, stage="validate", field="code", error=message)
+            self._repeated(row, code)
         body = _encode(prepared.payload)
         # The fingerprint only matters to the sync state; hashing a million bodies for nothing costs.
-        return Item(seq=seq, code=code, body=body, ref=Ref(row, fingerprint(body) if self.state is not None else ""))
+        fp = fingerprint(body) if self.state is not None else ""
+        return Item(seq=seq, code=code, body=body, ref=Ref(chunk, index, fp))
 
     def fingerprint_of(self, row: SourceRow, one: Input) -> tuple[str, str] | None:
         """(code, fingerprint) this row would be sent with, or None when it would not be sent."""
@@ -392,23 +379,32 @@ class Run:
             unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
             for item, same in zip(chunk, unchanged, strict=True):
                 if same:
-                    self.tally.add(item.ref.row.source, "skipped")
+                    self.tally.add(item.ref.source, "skipped")
                     continue
                 if output is not None:
                     output.write(item.body + b"\n")
                 yield item
 
 
+def _drained(sample: list[Chunk], rest: Iterable[Chunk]) -> Iterator[Chunk]:
+    """The chunks read ahead (taken out of the list as they go, so each is freed after use), then the rest."""
+    while sample:
+        yield sample.pop(0)
+    yield from rest
+
+
 def hash_code(code: str) -> str:
     """What --hash-code sha256 sends instead of a code: the hex sha256 of its UTF-8 bytes."""
-    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+    return sha256_code(code)
 
 
-def _read_ahead(rows: Iterator[SourceRow], n: int) -> tuple[list[SourceRow], BiteralImportError | None]:
-    """The first ``n`` rows, and the error that stopped reading them early, if any."""
-    sample: list[SourceRow] = []
+def _read_ahead(chunks: Iterator[Chunk], n: int) -> tuple[list[Chunk], BiteralImportError | None]:
+    """The first chunks, at least ``n`` rows when the input has them, and the error that stopped
+    reading them early, if any."""
+    sample: list[Chunk] = []
     try:
-        sample.extend(itertools.islice(rows, n))
+        while sum(len(chunk) for chunk in sample) < n and (chunk := next(chunks, None)) is not None:
+            sample.append(chunk)
     except BiteralImportError as exc:
         return sample, exc
     return sample, None
@@ -463,17 +459,22 @@ def prepare_inputs(
     options = settings.normalize_options()
     inputs = []
     for index, (source, mapping) in enumerate(sources):
-        rows = source.rows()
-        sample, broken = _read_ahead(rows, SAMPLE_ROWS)
+        chunks = source.chunks()
+        sample, broken = _read_ahead(chunks, SAMPLE_ROWS)
         gender_column = mapping.field_column("gender")
         pinned = recorded.get(_decision_name(len(sources), index, _M_RULE))
+        gender_sample: list[Any] = []
+        if gender_column:
+            for chunk in sample:
+                gender_sample.extend(chunk.column(gender_column) or ())
         normalizer = Normalizer(
             options,
             gender_header=gender_column,
-            gender_sample=[r.cells.get(gender_column, "") for r in sample] if gender_column else (),
+            gender_sample=gender_sample[:SAMPLE_ROWS],
             m_gender=_M_VALUES.get(pinned.value) if pinned is not None else None,
         )
-        inputs.append(Input(source, mapping, rows, sample, broken, normalizer))
+        columnar = ChunkNormalizer(mapping, normalizer, source.headers, hash_code=settings.hash_code == "sha256")
+        inputs.append(Input(source, mapping, chunks, sample, broken, normalizer, columnar))
     return inputs
 
 
@@ -595,11 +596,14 @@ def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
 async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) -> None:
     settings = run.settings
     stream = batches(run.to_send(run.items(inputs)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
-    if endpoint is None:  # --dry-run: everything but the sending
+    if endpoint is None and (settings.full or run.state is None):
+        run.dry_run(inputs)
+        return
+    if endpoint is None:  # --dry-run with --state: everything but the sending, unchanged rows skipped
         for batch in stream:
             run.batches_sent += 1
             for item in batch:
-                run.tally.add(item.ref.row.source, "accepted")
+                run.tally.add(item.ref.source, "accepted")
             run._advance(len(batch))
         return
     result = UploadResult()
@@ -653,11 +657,11 @@ def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str]) -> N
     """Print a few customers as the API returns them, so the user sees what landed."""
     if not codes:
         return
-    console.print("Stored in the sandbox, as GET /customers returns them:", style="bold")
+    console.print(f"Stored in the sandbox, as GET {CUSTOMERS.path} returns them:", style="bold")
     headers = {"X-API-Key": endpoint.key.reveal(), "X-API-Version": "1", "Accept": "application/json"}
     with httpx.Client(base_url=endpoint.url, headers=headers, timeout=10) as client:
         for code in codes:
-            response = client.get("/customers", params={"code": code})
+            response = client.get(CUSTOMERS.path, params={CUSTOMERS.key: code})
             if response.status_code == 200:
                 payload = response.json().get("payload", {})
                 console.print("  " + json.dumps(payload, ensure_ascii=False), highlight=False, soft_wrap=True)

@@ -80,7 +80,7 @@ import math
 import re
 import tomllib
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -89,6 +89,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from .entities.customers import CUSTOMERS
 from .errors import ConfigError, InputError, UsageError
 from .records import FIELDS, REPORT_COLUMNS, Extracted
 
@@ -129,135 +130,6 @@ class _Role:
     langs: tuple[str, ...]
 
 
-# (field, kind, preference, language, phrases)
-_SYNONYM_TABLE: tuple[tuple[str, str, int, str, tuple[str, ...]], ...] = (
-    (
-        "code",
-        "id",
-        0,
-        "en",
-        (
-            "code",
-            "id",
-            "identifier",
-            "record id",
-            "customer number",
-            "customer no",
-            "customer nr",
-            "client number",
-            "external id",
-            "source id",
-            "uid",
-            "uuid",
-            "customer reference",
-            "customer ref",
-        ),
-    ),
-    (
-        "code",
-        "id",
-        0,
-        "es",
-        (
-            "codigo",
-            "cod",
-            "identificador",
-            "numero cliente",
-            "num cliente",
-            "n cliente",
-            "no cliente",
-            "nro cliente",
-            "referencia cliente",
-            "ref cliente",
-            "id cliente",
-        ),
-    ),
-    ("code", "id", 0, "pt", ("codigo", "cod", "identificador", "numero cliente", "id cliente")),
-    (
-        "code",
-        "id",
-        0,
-        "fr",
-        ("code", "identifiant", "numero client", "n client", "no client", "reference client", "ref client"),
-    ),
-    (
-        "code",
-        "id",
-        0,
-        "de",
-        ("kennung", "kundennummer", "kundennr", "nummer kunde", "nr kunde", "kunden nr", "kundenkennung"),
-    ),
-    ("code", "id", 0, "it", ("codice", "identificativo", "numero cliente", "id cliente")),
-    ("code", "email", 0, "en", ("email", "e mail", "mail", "email address", "emailaddress")),
-    ("code", "email", 0, "es", ("correo", "correo electronico", "email")),
-    ("code", "email", 0, "pt", ("correio eletronico", "email")),
-    ("code", "email", 0, "fr", ("courriel", "mail", "adresse email", "adresse mail")),
-    ("code", "email", 0, "de", ("email", "mail", "emailadresse", "mailadresse")),
-    ("code", "email", 0, "it", ("posta elettronica", "email")),
-    ("isActive", "plain", 0, "en", ("isactive", "active", "enabled", "is enabled")),
-    ("isActive", "plain", 0, "es", ("activo", "activa", "habilitado")),
-    ("isActive", "plain", 0, "pt", ("ativo", "ativa", "habilitado")),
-    ("isActive", "plain", 0, "fr", ("actif", "active")),
-    ("isActive", "plain", 0, "de", ("aktiv",)),
-    ("isActive", "plain", 0, "it", ("attivo", "attiva", "abilitato")),
-    ("isActive", "inverted", 1, "en", ("inactive", "disabled", "is disabled")),
-    ("isActive", "inverted", 1, "es", ("baja", "dado baja", "inactivo", "deshabilitado")),
-    ("isActive", "inverted", 1, "pt", ("inativo", "desativado")),
-    ("isActive", "inverted", 1, "fr", ("inactif", "desactive")),
-    ("isActive", "inverted", 1, "de", ("inaktiv", "deaktiviert", "gesperrt")),
-    ("isActive", "inverted", 1, "it", ("inattivo", "disattivato")),
-    ("isActive", "status", 2, "en", ("status", "account status", "customer status")),
-    ("country", "plain", 0, "en", ("country", "country region", "country name", "nation")),
-    ("country", "plain", 0, "es", ("pais", "nacion")),
-    ("country", "plain", 0, "pt", ("pais",)),
-    ("country", "plain", 0, "fr", ("pays",)),
-    ("country", "plain", 0, "de", ("land",)),
-    ("country", "plain", 0, "it", ("paese", "nazione")),
-    (
-        "state",
-        "plain",
-        0,
-        "en",
-        ("state", "province", "state region", "state province", "province state", "region state"),
-    ),
-    ("state", "plain", 0, "es", ("provincia", "estado", "comunidad autonoma")),
-    ("state", "plain", 0, "pt", ("estado", "provincia", "uf")),
-    ("state", "plain", 0, "fr", ("province", "departement")),
-    ("state", "plain", 0, "de", ("bundesland", "provinz", "kanton")),
-    ("state", "plain", 0, "it", ("regione", "provincia")),
-    ("state", "plain", 1, "en", ("region", "county")),
-    ("state", "plain", 1, "es", ("region", "comunidad", "ccaa")),
-    ("state", "plain", 1, "fr", ("region",)),
-    ("city", "plain", 0, "en", ("city", "town", "locality", "municipality")),
-    ("city", "plain", 0, "es", ("ciudad", "poblacion", "localidad", "municipio")),
-    ("city", "plain", 0, "pt", ("cidade", "localidade", "municipio", "concelho")),
-    ("city", "plain", 0, "fr", ("ville", "localite", "commune")),
-    ("city", "plain", 0, "de", ("stadt", "ort", "wohnort", "gemeinde")),
-    ("city", "plain", 0, "it", ("citta", "comune", "localita")),
-    ("yearBorn", "plain", 0, "en", ("yearborn", "birth year", "year birth", "birthyear")),
-    ("yearBorn", "plain", 0, "es", ("ano nacimiento", "anio nacimiento")),
-    ("yearBorn", "plain", 0, "pt", ("ano nascimento",)),
-    ("yearBorn", "plain", 0, "fr", ("annee naissance",)),
-    ("yearBorn", "plain", 0, "de", ("geburtsjahr", "jahrgang")),
-    ("yearBorn", "plain", 0, "it", ("anno nascita",)),
-    ("yearBorn", "birthdate", 1, "en", ("date birth", "dob", "birthdate", "birth date")),
-    ("yearBorn", "birthdate", 1, "es", ("fecha nacimiento", "f nacimiento", "nacimiento", "fec nacimiento")),
-    ("yearBorn", "birthdate", 1, "pt", ("data nascimento", "nascimento")),
-    ("yearBorn", "birthdate", 1, "fr", ("date naissance", "naissance")),
-    ("yearBorn", "birthdate", 1, "de", ("geburtsdatum",)),
-    ("yearBorn", "birthdate", 1, "it", ("data nascita",)),
-    # A "birthday" is sometimes only a day and a month.
-    ("yearBorn", "birthdate", 2, "en", ("birthday",)),
-    ("yearBorn", "birthdate", 2, "es", ("cumpleanos",)),
-    ("yearBorn", "birthdate", 2, "de", ("geburtstag",)),
-    ("gender", "plain", 0, "en", ("gender", "sex")),
-    ("gender", "plain", 0, "es", ("sexo", "genero")),
-    ("gender", "plain", 0, "pt", ("sexo", "genero")),
-    ("gender", "plain", 0, "fr", ("genre", "sexe")),
-    ("gender", "plain", 0, "de", ("geschlecht",)),
-    ("gender", "plain", 0, "it", ("sesso", "genere")),
-)
-
 # Words that turn a country/state name column into a code column (``Country Code``, ``Cód. País``).
 _CODE_WORDS = (
     "code",
@@ -291,7 +163,7 @@ def _build_synonyms() -> dict[str, _Role]:
         elif known[2] > pref:  # a stronger reading of the same word replaces a weaker one
             table[key] = (fld, kind, pref, [lang])
 
-    for fld, kind, pref, lang, phrases in _SYNONYM_TABLE:
+    for fld, kind, pref, lang, phrases in CUSTOMERS.synonyms:
         for phrase in phrases:
             add(_norm(phrase), fld, kind, pref, lang)
             if fld in ("country", "state") and kind == "plain":
@@ -823,6 +695,34 @@ class Mapping:
         setattr_(self, "_defaults", tuple(self.defaults.items()))
         setattr_(self, "_new_keys", self.extra_metadata and self.metadata_columns is None)
 
+    def field_values(self) -> list[tuple[str, str | None, Callable[[Any], Any] | None]]:
+        """(field, column or None, how a cell becomes the field's raw value or None for "as is")
+        for every field the mapping fills, columns first then defaults; what ``extract`` does per
+        field, for callers that convert a column's distinct values once."""
+        found: list[tuple[str, str | None, Callable[[Any], Any] | None]] = []
+        defaults = self.defaults
+        for fld, column, vmap, inverted in self._plan:
+            convert = functools.partial(_mapped, vmap=vmap, inverted=inverted) if vmap is not None or inverted else None
+            if fld in defaults:
+                convert = functools.partial(_with_default, convert=convert, default=defaults[fld])
+            found.append((fld, column, convert))
+        planned = {fld for fld, _, _ in found}
+        found.extend((fld, None, None) for fld in defaults if fld not in planned)
+        return found
+
+    def metadata_plan(self, headers: Sequence[str]) -> tuple[tuple[tuple[str, str], ...], str | None] | None:
+        """((column, metadata key) in merge order, the JSON metadata column or None) for a table
+        with ``headers``; None when a row's metadata cannot be built column by column (two columns
+        share a key, or a column outside the mapping adds one)."""
+        keys = [key for _, key in self._meta]
+        if len(set(keys)) != len(keys):
+            return None
+        if self._new_keys and any(
+            header not in self._known and (self.include_personal or personal_kind(header) is None) for header in headers
+        ):
+            return None
+        return self._meta, self._json_column
+
     def field_column(self, field: str) -> str | None:
         """The column that feeds ``field`` (``metadata`` = the JSON metadata column), or None."""
         for choice in self.columns:
@@ -838,23 +738,9 @@ class Mapping:
             value = get(column, _MISSING)
             if value is _MISSING:
                 continue
-            if vmap is not None:
-                key = value if isinstance(value, str) else _scalar_text(value)
-                if key is not None and key in vmap:
-                    fields[fld] = vmap[key]
-                    continue
-                if isinstance(value, str):
-                    stripped = value.strip()
-                    if stripped in vmap:
-                        fields[fld] = vmap[stripped]
-                        continue
-                elif isinstance(value, bool) and str(value) in vmap:
-                    fields[fld] = vmap[str(value)]
-                    continue
-            fields[fld] = _inverted(value) if inverted else value
+            fields[fld] = _mapped(value, vmap, inverted) if vmap is not None or inverted else value
         for fld, default in self._defaults:
-            current = fields.get(fld)
-            if current is None or (isinstance(current, str) and not current.strip()):
+            if _blank(fields.get(fld)):
                 fields[fld] = default
         metadata: dict[str, Any] = {}
         for column, key in self._meta:
@@ -877,6 +763,33 @@ class Mapping:
             if isinstance(metadata_json, str) and not metadata_json.strip():
                 metadata_json = None
         return Extracted(fields=fields, metadata_json=metadata_json, metadata_extra=metadata)
+
+
+def _mapped(value: Any, vmap: dict[str, Any] | None, inverted: bool) -> Any:
+    """One cell's field value under a value map (looked up as written, then trimmed) and the
+    inversion of a "deregistered" column."""
+    if vmap is not None:
+        key = value if isinstance(value, str) else _scalar_text(value)
+        if key is not None and key in vmap:
+            return vmap[key]
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped in vmap:
+                return vmap[stripped]
+        elif isinstance(value, bool) and str(value) in vmap:
+            return vmap[str(value)]
+    return _inverted(value) if inverted else value
+
+
+def _blank(value: Any) -> bool:
+    """A value a default replaces: none, or only whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _with_default(value: Any, *, convert: Callable[[Any], Any] | None, default: Any) -> Any:
+    """A cell's field value with the mapping's default in place of a blank one."""
+    value = convert(value) if convert is not None else value
+    return default if _blank(value) else value
 
 
 def _inverted_column(header: str) -> bool:

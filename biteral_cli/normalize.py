@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from biteral_cli.cities import fips_state, resolve_city
 from biteral_cli.errors import UsageError
 from biteral_cli.locations import country_name, fold_text, resolve_country, resolve_state, state_name
@@ -78,6 +80,12 @@ _MISSING = _Marker("MISSING")  # the field has no column  # bare "M": male or mu
 
 #: (value to send or a marker, message or None)
 _Outcome = tuple[Any, str | None]
+#: How a rule reads the row's fields: ``dict.get``.
+_Get = Callable[..., Any]
+#: One value rule: (fields' get, payload, errors, warnings) -> None, filling what it owns.
+_Rule = Callable[[_Get, dict[str, Any], list[Issue], list[Issue]], None]
+#: The fields each of ``Normalizer.rules`` reads, in the same order.
+RULE_FIELDS: tuple[tuple[str, ...], ...] = (("isActive",), ("country", "state", "city"), ("yearBorn",), ("gender",))
 
 
 def _show(text: str) -> str:
@@ -665,6 +673,17 @@ class Normalizer:
             "header nor its other values tell which"
         )
         self._m_message = _finish(problem, False, self._strict, " (use 1/2, male/female or H/M)")
+        #: The value rules after the code, in payload order: each fills the payload from the fields
+        #: RULE_FIELDS names and depends on nothing else, so it can run once per distinct value.
+        self.rules: tuple[_Rule, ...] = (self.active_rule, self.places_rule, self.year_rule, self.gender_rule)
+        #: For the rules of one field: how one cell becomes (outcome, message), for callers that
+        #: compute each distinct cell once (None for the places rule, whose fields go together).
+        self.values: tuple[Callable[[Any], _Outcome] | None, ...] = (
+            self.active_value,
+            None,
+            self.year_value,
+            self.gender_value,
+        )
 
     @property
     def m_gender(self) -> int | None:
@@ -674,45 +693,90 @@ class Normalizer:
     def prepare(self, row: SourceRow, extracted: Extracted) -> Prepared:
         """Normalize one row: a Prepared with a payload (JSON-ready dict, fields in FIELDS order)
         or errors; warnings either way."""
-        # Hot path: called once per row, so look-ups are inlined rather than factored out.
         fields = extracted.fields
         get = fields.get
         if row.error is not None:
             code, _problem = _normalize_code(get("code"), self._max_code)
             return Prepared(row, None, code, [Issue("", row.error)], [], "read")
-        strict = self._strict
-        null_empty = self._null_empty
         errors: list[Issue] = []
         warnings: list[Issue] = []
-        problems = errors if strict else warnings
         payload: dict[str, Any] = {}
+        code = self.code_rule(get, payload, errors, warnings)
+        for rule in self.rules:
+            rule(get, payload, errors, warnings)
+        if extracted.metadata_json is not None or extracted.metadata_extra:
+            outcome, message = _metadata(extracted, self.options)
+            if outcome is _DROP:
+                errors.append(Issue("metadata", message or "metadata is invalid"))
+            elif outcome is _EMPTY:
+                if self._null_empty:
+                    payload["metadata"] = None
+            else:
+                payload["metadata"] = outcome
+        if self.review is not None:
+            self.review.record(fields, payload, errors, warnings)
+        if errors:
+            return Prepared(row, None, code, errors, warnings)
+        return Prepared(row, payload, code, errors, warnings)
 
+    def code_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> Any:
+        """The customer code: into the payload when usable, else an error; returns it either way."""
         code = get("code")
         if type(code) is str and (code := code.strip()) and code[0] != "'" and len(code) <= self._max_code:
             payload["code"] = code
+            return code
+        code, problem = _normalize_code(code, self._max_code)
+        if problem is not None:
+            errors.append(Issue("code", problem))
         else:
-            code, problem = _normalize_code(code, self._max_code)
-            if problem is not None:
-                errors.append(Issue("code", problem))
-            else:
-                payload["code"] = code
+            payload["code"] = code
+        return code
 
-        value = get("isActive", _MISSING)
-        if value is not _MISSING:
-            if type(value) is str:
-                outcome, message = _bool_outcome(value, strict)
-            elif type(value) is bool:
-                outcome, message = value, None
-            else:
-                outcome, message = self._other("isActive", value, _bool_outcome)
-            if message is not None:
-                problems.append(Issue("isActive", message))
-            if outcome is _EMPTY:
-                if null_empty:
-                    payload["isActive"] = None
-            elif outcome is not _DROP:
-                payload["isActive"] = outcome
+    def _put(self, payload: dict[str, Any], name: str, outcome: Any) -> None:
+        """Send ``outcome`` as field ``name``: an empty cell as null with --empty-as-null, nothing
+        for a dropped value."""
+        if outcome is _EMPTY:
+            if self._null_empty:
+                payload[name] = None
+        elif outcome is not _DROP:
+            payload[name] = outcome
 
+    def active_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
+        """isActive."""
+        self._single("isActive", self.active_value, get, payload, errors, warnings)
+
+    def _single(
+        self,
+        name: str,
+        value_of: Callable[[Any], _Outcome],
+        get: _Get,
+        payload: dict[str, Any],
+        errors: list[Issue],
+        warnings: list[Issue],
+    ) -> None:
+        """A rule of one field: its outcome into the payload, its message among the problems."""
+        value = get(name, _MISSING)
+        if value is _MISSING:
+            return
+        outcome, message = value_of(value)
+        if message is not None:
+            (errors if self._strict else warnings).append(Issue(name, message))
+        self._put(payload, name, outcome)
+
+    def active_value(self, value: Any) -> _Outcome:
+        """isActive of one cell: (value or a marker, message or None)."""
+        if type(value) is str:
+            return _bool_outcome(value, self._strict)
+        if type(value) is bool:
+            return value, None
+        return self._other("isActive", value, _bool_outcome)
+
+    def places_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
+        """country, state and city: each resolved within the ones before it; a state may be filled in."""
+        strict = self._strict
+        problems = errors if strict else warnings
+        outcome: Any
+        message: str | None
         country: str | None = None
         value = get("country", _MISSING)
         if value is not _MISSING:
@@ -723,11 +787,7 @@ class Normalizer:
                 outcome, country, message = _country_outcome(text, strict)
             if message is not None:
                 problems.append(Issue("country", message))
-            if outcome is _EMPTY:
-                if null_empty:
-                    payload["country"] = None
-            elif outcome is not _DROP:
-                payload["country"] = outcome
+            self._put(payload, "country", outcome)
 
         state_code: str | None = None
         has_state = False
@@ -740,11 +800,8 @@ class Normalizer:
                 outcome, message = _state_outcome(text, country, strict)
             if message is not None:
                 problems.append(Issue("state", message))
-            if outcome is _EMPTY:
-                if null_empty:
-                    payload["state"] = None
-            elif outcome is not _DROP:
-                payload["state"] = outcome
+            self._put(payload, "state", outcome)
+            if outcome is not _EMPTY and outcome is not _DROP:
                 has_state = True
                 if message is None and type(outcome) is str and outcome[2:3] == "-":
                     state_code = outcome
@@ -765,61 +822,47 @@ class Normalizer:
                     payload.pop("state", None)  # an empty state cell sent as null: replaced
                     payload["state"] = filled
                     warnings.append(Issue("state", note or ""))  # a note: never rejects the row
-            if outcome is _EMPTY:
-                if null_empty:
-                    payload["city"] = None
-            elif outcome is not _DROP:
-                payload["city"] = outcome
+            self._put(payload, "city", outcome)
 
-        value = get("yearBorn", _MISSING)
-        if value is not _MISSING:
-            if type(value) is str:
-                outcome, message = _year_outcome(value, self._this_year, strict)
-            else:
-                if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
-                    value = str(value.year)
-                outcome, message = self._other("yearBorn", value, self._year)
-            if message is not None:
-                problems.append(Issue("yearBorn", message))
-            if outcome is _EMPTY:
-                if null_empty:
-                    payload["yearBorn"] = None
-            elif outcome is not _DROP:
-                payload["yearBorn"] = outcome
+    def year_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
+        """yearBorn."""
+        self._single("yearBorn", self.year_value, get, payload, errors, warnings)
 
-        value = get("gender", _MISSING)
-        if value is not _MISSING:
-            if type(value) is str:
-                outcome, message = _gender_outcome(value, strict)
-            else:
-                outcome, message = self._other("gender", value, _gender_outcome)
-            if outcome is _AMBIGUOUS_M:
-                outcome = self._m_gender
-                if outcome is None:
-                    outcome, message = _DROP, self._m_message
-            if message is not None:
-                problems.append(Issue("gender", message))
-            if outcome is _EMPTY:
-                if null_empty:
-                    payload["gender"] = None
-            elif outcome is not _DROP:
-                payload["gender"] = outcome
+    def year_value(self, value: Any) -> _Outcome:
+        """yearBorn of one cell: (value or a marker, message or None)."""
+        if type(value) is str:
+            return _year_outcome(value, self._this_year, self._strict)
+        if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
+            value = str(value.year)
+        return self._other("yearBorn", value, self._year)
 
-        if extracted.metadata_json is not None or extracted.metadata_extra:
-            outcome, message = _metadata(extracted, self.options)
-            if outcome is _DROP:
-                errors.append(Issue("metadata", message or "metadata is invalid"))
-            elif outcome is _EMPTY:
-                if null_empty:
-                    payload["metadata"] = None
-            else:
-                payload["metadata"] = outcome
+    def gender_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
+        """gender, with a bare "M" read as the column decided."""
+        self._single("gender", self.gender_value, get, payload, errors, warnings)
 
-        if self.review is not None:
-            self.review.record(fields, payload, errors, warnings)
-        if errors:
-            return Prepared(row, None, code, errors, warnings)
-        return Prepared(row, payload, code, errors, warnings)
+    def gender_value(self, value: Any) -> _Outcome:
+        """gender of one cell: (value or a marker, message or None)."""
+        if type(value) is str:
+            outcome, message = _gender_outcome(value, self._strict)
+        else:
+            outcome, message = self._other("gender", value, _gender_outcome)
+        if outcome is _AMBIGUOUS_M:
+            outcome = self._m_gender
+            if outcome is None:
+                return _DROP, self._m_message
+        return outcome, message
+
+    def fragment(self, name: str, outcome: Any) -> bytes | None:
+        """What field ``name`` with ``outcome`` adds to a payload's JSON (``,"name":value``, or
+        nothing), or None when orjson cannot write it."""
+        if outcome is _EMPTY:
+            return b',"' + name.encode() + b'":null' if self._null_empty else b""
+        if outcome is _DROP:
+            return b""
+        try:
+            return b',"' + name.encode() + b'":' + orjson.dumps(outcome)
+        except orjson.JSONEncodeError:
+            return None
 
     def _year(self, text: str, strict: bool) -> _Outcome:
         """_year_outcome with this normalizer's idea of the current year."""

@@ -10,7 +10,6 @@ sheet at a time.
 
 from __future__ import annotations
 
-import ast
 import codecs
 import contextlib
 import csv
@@ -33,6 +32,7 @@ from typing import Any, BinaryIO
 
 import python_calamine
 
+from .chunk import CHUNK_ROWS, Chunk, chunked, rows_of
 from .encodings import (
     ESCAPED,
     FALLBACK_ERRORS,
@@ -154,7 +154,8 @@ class Source:
         encoding: str | None,
         delimiter: str | None,
         headers: list[str],
-        rows: Iterator[SourceRow],
+        rows: Iterator[SourceRow] | None = None,
+        chunks: Iterator[Chunk] | None = None,
         closers: list[Callable[[], object]],
         notes: list[str],
         sheet: str | None = None,
@@ -171,6 +172,7 @@ class Source:
         self.headers = headers
         self.notes = notes
         self._rows = rows
+        self._chunks = chunks
         self._closers = closers
         self._started = False
 
@@ -184,10 +186,26 @@ class Source:
 
     def rows(self) -> Iterator[SourceRow]:
         """Yield every record once, lazily, in file order; raise InputError if the file breaks."""
+        self._start("rows")
+        if self._rows is not None:
+            return self._rows
+        assert self._chunks is not None
+        return rows_of(self._chunks)
+
+    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        """Yield every record once, lazily, in file order, as chunks of about ``size`` rows; raise
+        InputError if the file breaks (after the chunk of the rows read before it)."""
+        self._start("chunks")
+        if self._chunks is not None:
+            return self._chunks
+        assert self._rows is not None
+        tabular = self.format not in ("json", "jsonl")
+        return chunked(self.name, self.headers, self._rows, tabular=tabular, size=size)
+
+    def _start(self, what: str) -> None:
         if self._started:
-            raise RuntimeError(f"rows() of {self.name} can be iterated only once")
+            raise RuntimeError(f"{what}() of {self.name} can be iterated only once")
         self._started = True
-        return self._rows
 
     def close(self) -> None:
         """Release every file handle and workbook this source holds; safe to call twice."""
@@ -407,7 +425,7 @@ def _open_text(
 
     if fmt in ("csv", "tsv"):
         delimiter = options.delimiter or ("\t" if fmt == "tsv" else sniff_delimiter(sample, complete=at_eof))
-        headers, rows = _read_csv(path, display, text, delimiter, failure, notes, undecodable, apostrophes)
+        headers, chunks = _read_csv(path, display, text, delimiter, failure, notes, undecodable, apostrophes)
         notes.append(_read_as(display, fmt, encoding, delimiter))
         if len(headers) == 1 and (hint := _delimiter_hint(headers[0])):
             notes.append(f"{display}{hint}")
@@ -417,7 +435,7 @@ def _open_text(
             encoding=encoding,
             delimiter=delimiter,
             headers=headers,
-            rows=rows,
+            chunks=chunks,
             closers=closers,
             notes=notes,
         )
@@ -601,7 +619,7 @@ def _read_csv(
     notes: list[str],
     undecodable: Callable[[int, str], str | None] | None,
     apostrophes: bool = True,
-) -> tuple[list[str], Iterator[SourceRow]]:
+) -> tuple[list[str], Iterator[Chunk]]:
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)
     # strict: text after a closing quote is a rejected row, not silently glued onto the cell.
@@ -622,26 +640,10 @@ def _read_csv(
     fixer = CellFixer(display, record, notes, apostrophes=apostrophes)
     headers = clean_headers(fixer.headers, display)
     fixer.headers = headers
-    return headers, _csv_rows(name, display, reader, headers, failure, fixer, undecodable)
+    return headers, _csv_chunks(name, display, reader, headers, failure, fixer, undecodable)
 
 
-def _cells_builder(headers: list[str]) -> Callable[[list[str]], dict[str, str]]:
-    """Return a function mapping a record of exactly ``len(headers)`` cells to a header -> cell dict."""
-    if len(headers) > 500:
-        return lambda record: dict(zip(headers, record, strict=True))
-    # A compiled dict display is ~40% faster per row than dict(zip(...)), which matters on
-    # million-row files. The tree holds the names only as constants, so nothing is parsed as code.
-    record = ast.Name(id="record", ctx=ast.Load())
-    display = ast.Dict(
-        keys=[ast.Constant(value=header) for header in headers],
-        values=[ast.Subscript(value=record, slice=ast.Constant(value=i), ctx=ast.Load()) for i in range(len(headers))],
-    )
-    arguments = ast.arguments(posonlyargs=[], args=[ast.arg(arg="record")], kwonlyargs=[], kw_defaults=[], defaults=[])
-    tree = ast.fix_missing_locations(ast.Expression(body=ast.Lambda(args=arguments, body=display)))
-    return eval(compile(tree, "<csv cells>", "eval"), {})  # type: ignore[no-any-return]
-
-
-def _csv_rows(
+def _csv_chunks(
     name: str,
     display: str,
     reader: Any,
@@ -649,59 +651,80 @@ def _csv_rows(
     failure: Callable[[UnicodeDecodeError], InputError],
     fixer: CellFixer,
     undecodable: Callable[[int, str], str | None] | None,
-) -> Iterator[SourceRow]:
-    width = len(headers)
-    previous = reader.line_num
-    fix = fixer.fix
-    # A file checked ahead without an apostrophe or a bad byte in it needs no look at its cells.
-    checking = fixer.apostrophes or undecodable is not None
-    row_type, make, pair = SourceRow, dict, zip  # locals: this loop runs once per record
-    build = _cells_builder(headers)
-    while True:
-        try:
-            for record in reader:
+    size: int = CHUNK_ROWS,
+) -> Iterator[Chunk]:
+    """The records of a CSV as tabular chunks; the rows read before the file breaks come out first."""
+    chunk = Chunk(name, headers)
+    try:
+        width = len(headers)
+        previous = reader.line_num
+        fix = fixer.fix
+        # A file checked ahead without an apostrophe or a bad byte in it needs no look at its cells.
+        checking = fixer.apostrophes or undecodable is not None
+        while True:
+            try:
+                for record in reader:
+                    line = previous + 1
+                    previous = reader.line_num
+                    if checking:
+                        joined = "\x00".join(record)  # one C-level scan; a per-cell loop costs 5x
+                        if undecodable is not None and (problem := undecodable(line, joined)) is not None:
+                            clean = [ESCAPED.sub("\ufffd", cell) for cell in record]
+                            chunk.broken(line, dict(zip(headers, clean, strict=False)), problem)
+                        else:
+                            if "'" in joined:
+                                fix(record)
+                            _append(chunk, line, record, width)
+                    elif len(record) == width:
+                        if record[0] or any(record):  # a line of empty cells is no row
+                            chunk.rows.append(line)
+                            chunk.records.append(record)
+                    else:
+                        _append(chunk, line, record, width)
+                    if len(chunk.rows) >= size:
+                        yield chunk
+                        chunk = Chunk(name, headers)
+                break
+            except csv.Error as exc:
                 line = previous + 1
                 previous = reader.line_num
-                if checking:
-                    joined = "\x00".join(record)  # one C-level scan; a per-cell loop costs 5x
-                    if undecodable is not None and (problem := undecodable(line, joined)) is not None:
-                        clean = [ESCAPED.sub("\ufffd", cell) for cell in record]
-                        yield row_type(name, line, make(pair(headers, clean)), problem)
-                        continue
-                    if "'" in joined:
-                        fix(record)
-                if len(record) == width:
-                    if not record[0] and not any(record):
-                        continue
-                    yield row_type(name, line, build(record))
-                    continue
-                count = len(record)
-                if count > width:
-                    if any(record[width:]):
-                        cells = make(pair(headers, record))
-                        yield row_type(name, line, cells, f"line {line}: has {count} cells, header has {width}")
-                        continue
-                    del record[width:]
-                else:
-                    record += [""] * (width - count)
-                if any(record):
-                    yield row_type(name, line, make(pair(headers, record)))
+                message = str(exc)
+                if "unexpected end of data" in message:
+                    raise InputError(
+                        f"{display}: line {line}: a quoted cell is never closed (unterminated quote)"
+                    ) from exc
+                if "field limit" in message:
+                    raise InputError(
+                        f"{display}: line {line}: a cell is larger than {MAX_FIELD_CHARS >> 20} MB "
+                        "(is a quote left open?)"
+                    ) from exc
+                if "expected after" in message:
+                    message = "text after a closing quote (quote the whole cell and double inner quotes)"
+                chunk.broken(line, {}, f"line {line}: {message}")
+            except UnicodeDecodeError as exc:
+                raise failure(exc) from exc
+    except Exception:
+        if len(chunk):
+            yield chunk  # rows read before the file broke are still processed: none is lost
+        raise
+    if len(chunk):
+        yield chunk
+
+
+def _append(chunk: Chunk, line: int, record: list[str], width: int) -> None:
+    """Add one record of any width: padded when short, rejected when it has cells past the header's."""
+    count = len(record)
+    if count > width:
+        if any(record[width:]):
+            cells = dict(zip(chunk.headers, record, strict=False))
+            chunk.broken(line, cells, f"line {line}: has {count} cells, header has {width}")
             return
-        except csv.Error as exc:
-            line = previous + 1
-            previous = reader.line_num
-            message = str(exc)
-            if "unexpected end of data" in message:
-                raise InputError(f"{display}: line {line}: a quoted cell is never closed (unterminated quote)") from exc
-            if "field limit" in message:
-                raise InputError(
-                    f"{display}: line {line}: a cell is larger than {MAX_FIELD_CHARS >> 20} MB (is a quote left open?)"
-                ) from exc
-            if "expected after" in message:
-                message = "text after a closing quote (quote the whole cell and double inner quotes)"
-            yield SourceRow(source=name, row=line, cells={}, error=f"line {line}: {message}")
-        except UnicodeDecodeError as exc:
-            raise failure(exc) from exc
+        del record[width:]
+    elif count < width:
+        record += [""] * (width - count)
+    if any(record):
+        chunk.rows.append(line)
+        chunk.records.append(record)
 
 
 #: The columns that tell a failure or warning report of this tool from any other CSV.
@@ -1089,7 +1112,7 @@ def _open_excel(
         encoding=None,
         delimiter=None,
         headers=headers,
-        rows=_excel_rows(path, numbered, headers, fixer, start[1]),
+        chunks=_excel_chunks(path, numbered, headers, fixer, start[1]),
         closers=closers,
         notes=notes,
         sheet=sheet_name,
@@ -1153,10 +1176,17 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _excel_rows(
-    name: str, numbered: Iterator[tuple[int, list[Any]]], headers: list[str], fixer: CellFixer, first_column: int
-) -> Iterator[SourceRow]:
+def _excel_chunks(
+    name: str,
+    numbered: Iterator[tuple[int, list[Any]]],
+    headers: list[str],
+    fixer: CellFixer,
+    first_column: int,
+    size: int = CHUNK_ROWS,
+) -> Iterator[Chunk]:
+    """The sheet's rows below the header as tabular chunks (empty rows left out)."""
     width = len(headers)
+    chunk = Chunk(name, headers)
     for number, values in numbered:
         cells = [value if type(value) is str else _cell_text(value) for value in values]
         if "'" in "\x00".join(cells):
@@ -1173,13 +1203,19 @@ def _excel_rows(
         count = len(cells)
         if count > width:
             error = f"row {number}: has {count} cells, header has {width}"
-            yield SourceRow(source=name, row=number, cells=dict(zip(headers, cells, strict=False)), error=error)
-            continue
-        if count < width:
-            cells += [""] * (width - count)
-        yield SourceRow(
-            source=name, row=number, cells=dict(zip(headers, cells, strict=True)), warnings=warnings or None
-        )
+            chunk.broken(number, dict(zip(headers, cells, strict=False)), error)
+        else:
+            if count < width:
+                cells += [""] * (width - count)
+            if warnings:
+                chunk.warnings[len(chunk.rows)] = warnings
+            chunk.rows.append(number)
+            chunk.records.append(cells)
+        if len(chunk.rows) >= size:
+            yield chunk
+            chunk = Chunk(name, headers)
+    if len(chunk.rows):
+        yield chunk
 
 
 #: Significant digits Excel keeps of a number; the rest of a longer one is lost (set to zeros).

@@ -5,17 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .entities.customers import CUSTOMERS
+
 #: The customer fields of ``POST /customers``, in the order the API documents them.
-FIELDS: tuple[str, ...] = (
-    "code",
-    "isActive",
-    "country",
-    "state",
-    "city",
-    "yearBorn",
-    "gender",
-    "metadata",
-)
+FIELDS: tuple[str, ...] = CUSTOMERS.fields
 
 Stage = Literal["read", "validate", "api"]
 

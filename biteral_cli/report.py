@@ -283,22 +283,22 @@ class Tally:
             counts = self.files[source] = FileCounts()
         return counts
 
-    def add(self, source: str, outcome: Outcome, reason: str | None = None) -> None:
-        """Count one row of ``source`` with its outcome; ``reason`` counts for rejected/failed."""
+    def add(self, source: str, outcome: Outcome, reason: str | None = None, n: int = 1) -> None:
+        """Count ``n`` rows of ``source`` with one outcome; ``reason`` counts for rejected/failed."""
         counts = self.files.get(source) or self.register(source)
         if outcome == "accepted":
-            counts.accepted += 1
+            counts.accepted += n
         elif outcome == "rejected":
-            counts.rejected += 1
+            counts.rejected += n
         elif outcome == "failed":
-            counts.failed += 1
+            counts.failed += n
         elif outcome == "skipped":
-            counts.skipped += 1
+            counts.skipped += n
         else:
             raise ValueError(f"unknown outcome {outcome!r}")
-        counts.rows += 1
+        counts.rows += n
         if reason is not None and (outcome == "rejected" or outcome == "failed"):
-            self.errors[reason] += 1
+            self.errors[reason] += n
 
     def warn(self, source: str, reason: str, n: int = 1) -> None:
         """Count ``n`` warnings (normalizations that did not reject a row) of ``source``."""

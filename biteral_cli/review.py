@@ -69,6 +69,16 @@ class LocationReview:
             problems.setdefault(issue.field, issue.message)
         self._triples[key] = [1, self._describe(fields, payload, problems)]
 
+    def record_clean(self, rows: Iterable[tuple[Any, dict[str, Any], dict[str, Any]]]) -> None:
+        """Count rows without any problem, in order: (the key ``record`` would use, fields, payload) each."""
+        triples = self._triples
+        for key, fields, payload in rows:
+            entry = triples.get(key)
+            if entry is None:
+                triples[key] = [1, self._describe(fields, payload, {})]
+            else:
+                entry[0] += 1
+
     @staticmethod
     def _describe(
         fields: dict[str, Any], payload: dict[str, Any], problems: dict[str, str]
