@@ -220,6 +220,13 @@ class Run(Outcomes):
 
     def _dry_clean(self, chunk: Chunk, done: Normalized, start: int, end: int, counter: BatchCounter) -> None:
         """Rows ``start`` to ``end`` of a chunk, all clean: counted, checked for repeats, batched."""
+        if self.bad and self.settings.max_errors is not None and self.processed < 100 < self.processed + end - start:
+            # A percentage budget is first judged at the 100th row: stop exactly there, as row by row.
+            cut = start + 100 - self.processed
+            self._dry_clean(chunk, done, start, cut, counter)
+            if self.stop.is_set():
+                return
+            start = cut
         source = chunk.source
         self.count_processed(end - start)
         if done.places is not None and self.review is not None:
