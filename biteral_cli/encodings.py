@@ -8,7 +8,7 @@ import io
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from .errors import InputError
 
@@ -90,6 +90,7 @@ class ByteStream(io.BufferedIOBase):
         self._source = source
         self._display = display
         self._close_source = close_source
+        self.name = display  # what a TextIOWrapper over it reports as its name
         self.position = 0
         """How many bytes this stream has handed out so far."""
 
@@ -148,7 +149,13 @@ class ByteStream(io.BufferedIOBase):
         super().close()
 
 
-def read_block(stream: BinaryIO, size: int, *, display: str) -> bytes:
+class Readable(Protocol):
+    """Anything with a binary ``read``: a file, standard input, a GzipFile."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def read_block(stream: Readable, size: int, *, display: str) -> bytes:
     """Read up to ``size`` bytes (all when negative), looping over short reads; wrap errors."""
     parts: list[bytes] = []
     remaining = size

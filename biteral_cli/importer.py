@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import httpx
 import orjson
@@ -428,7 +428,7 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
     opened: list[tuple[Source, Mapping]] = []
     try:
         for name in settings.inputs:
-            source = open_source(name, options, stdin=stdin)
+            source = open_source(name, options, stdin=cast("BinaryIO | None", stdin))
             try:
                 mapping = build_mapping(source.headers, mapping_options)
             except InputError as exc:

@@ -674,7 +674,8 @@ class Mapping:
 
     def __post_init__(self) -> None:
         plan = []
-        unmapped, explicit = [], []
+        unmapped: list[tuple[str, str]] = []
+        explicit: list[tuple[str, str]] = []
         json_column = None
         for choice in self.columns:
             target = choice.target

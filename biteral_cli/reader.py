@@ -459,15 +459,15 @@ def _open_text(
         records = _json_rows(path, _JsonScanner(text, display, decoder))
     guarded = _guard_decoding(records, failure)
     peeked = list(islice(guarded, HEADER_PEEK_RECORDS))
-    headers: dict[str, None] = {}
+    columns: dict[str, None] = {}
     for record in peeked:
-        headers.update(dict.fromkeys(record.cells))
+        columns.update(dict.fromkeys(record.cells))
     return Source(
         name=path,
         format=kind,
         encoding=encoding,
         delimiter=None,
-        headers=list(headers),
+        headers=list(columns),
         rows=chain(peeked, guarded),
         closers=closers,
         notes=notes,
@@ -790,8 +790,11 @@ class _StrictJson:
         result = dict(pairs)
         if len(result) != len(pairs):
             seen: set[str] = set()
-            duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
-            self.problems.append(f"duplicate key {duplicate!r}")
+            for key, _value in pairs:
+                if key in seen:
+                    self.problems.append(f"duplicate key {key!r}")
+                    break
+                seen.add(key)
         return result
 
     def _constant(self, name: str) -> None:
