@@ -18,17 +18,13 @@ SHARED_CACHE = "BITERAL_IMPORT_TEST_CACHE"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point XDG_CACHE_HOME at a directory of this session's own (restored afterwards), so no test
-    reads or writes the user's cache: the location tables are built from cold in every run, and the
-    results cannot depend on what an older version left on this machine."""
+def private_cache(pytestconfig: pytest.Config) -> Iterator[Path]:
+    """Point XDG_CACHE_HOME at the checkout's own .pytest_cache (restored afterwards), so no test
+    reads or writes the user's cache. A fresh clone (CI) builds the location tables from cold; a
+    developer's second run finds them warm, so `pytest -m "not slow"` stays quick. The tables carry
+    their own version check, and tests/test_location_cache.py builds them from cold every run."""
     shared = os.environ.get(SHARED_CACHE)
-    if shared:
-        cache = Path(shared)
-    else:
-        base = tmp_path_factory.getbasetemp()
-        # pytest-xdist workers share their parent's directory, so the tables are built once per run.
-        cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xdg-cache"
+    cache = Path(shared) if shared else pytestconfig.cache.mkdir("xdg-cache")
     cache.mkdir(parents=True, exist_ok=True)
     before = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(cache)

@@ -239,6 +239,7 @@ def report_errors(path: Path) -> str:
         return "\n".join(row["_error"] for row in csv.DictReader(fh))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gives_its_exit_code_and_a_clear_message(case: Case, tmp_path: Path) -> None:
     if case.make is unreadable and os.geteuid() == 0:

@@ -81,6 +81,7 @@ def test_seen_codes_behaves_like_a_set(codes: list[str]) -> None:
     assert len(seen) == len(reference)
 
 
+@pytest.mark.slow
 def test_seen_codes_stays_small_for_many_codes() -> None:
     seen = SeenCodes()
     for i in range(200_000):

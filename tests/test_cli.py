@@ -60,6 +60,7 @@ def summary(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["customers.csv", "customers.jsonl", "customers.xlsx"])
 def test_sample_lands_with_the_right_values_and_bad_rows_rejected(
     runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox], name: str
@@ -89,6 +90,7 @@ def test_sample_lands_with_the_right_values_and_bad_rows_rejected(
     assert all(f["_error"] for f in failures)
 
 
+@pytest.mark.slow
 def test_quick_start_sandbox_run_shows_what_landed(runner: CliRunner) -> None:
     result = invoke(runner, [str(SAMPLES / "customers.csv"), "--sandbox"], key=None)
     assert result.exit_code == 1, result.output
@@ -101,6 +103,7 @@ def test_quick_start_sandbox_run_shows_what_landed(runner: CliRunner) -> None:
     assert all(customer == expected[customer["code"]] for customer in stored), stored
 
 
+@pytest.mark.slow
 def test_fixed_failure_report_can_be_fed_back(
     runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
 ) -> None:
@@ -201,6 +204,7 @@ def test_quiet_prints_one_summary_line(runner: CliRunner) -> None:
     assert len(lines) == 1 and "300 rows" in lines[0]
 
 
+@pytest.mark.slow
 def test_state_skips_unchanged_customers_and_full_sends_again(
     runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
 ) -> None:
@@ -233,6 +237,7 @@ def test_second_run_on_a_locked_state_exits_2(runner: CliRunner) -> None:
     assert "another biteral-import run" in result.output
 
 
+@pytest.mark.slow
 def test_shards_split_the_codes_without_overlap(runner: CliRunner) -> None:
     seen: list[str] = []
     for k in (1, 2, 3):
@@ -248,6 +253,7 @@ def test_shards_split_the_codes_without_overlap(runner: CliRunner) -> None:
     assert len(set(seen)) == len(seen)
 
 
+@pytest.mark.slow
 def test_max_errors_aborts_then_resume_sends_only_the_rest(
     runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
 ) -> None:
@@ -327,6 +333,7 @@ def test_map_command_shows_and_saves_the_mapping(runner: CliRunner) -> None:
     assert (figures["rows"], figures["accepted"]) == (EXPORT_ROWS[shopify.name],) * 2
 
 
+@pytest.mark.slow
 def test_every_sample_export_imports_without_options(
     runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
 ) -> None:
@@ -370,6 +377,7 @@ def test_check_validates_url_and_key_without_reading(runner: CliRunner, sandbox:
     assert "BITERAL_API_KEY" in result.output and "wrong-key-9999" not in result.output
 
 
+@pytest.mark.slow
 def test_input_breaking_mid_file_after_sending_is_an_abort(
     runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
 ) -> None:
@@ -389,6 +397,7 @@ def test_input_breaking_mid_file_after_sending_is_an_abort(
     assert result.exit_code == 2  # nothing sent: a plain input error
 
 
+@pytest.mark.slow
 def test_duplicate_codes_warn_and_end_as_a_top_to_bottom_application(
     runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]
 ) -> None:

@@ -58,11 +58,13 @@ def meanings() -> dict[str, set[str]]:
     return by_key
 
 
+@pytest.mark.slow
 def test_babel_ships_many_locales_and_names() -> None:
     assert len(localedata.locale_identifiers()) > 500
     assert len(cldr_names()) > 20000
 
 
+@pytest.mark.slow
 def test_every_unambiguous_cldr_name_resolves_to_its_country() -> None:
     unambiguous = {name: codes for name, codes in cldr_names().items() if len(countries_named(name)) == 1}
     wrong = {}
@@ -78,6 +80,7 @@ def test_every_unambiguous_cldr_name_resolves_to_its_country() -> None:
     assert len(unambiguous) > 0.99 * len(cldr_names())
 
 
+@pytest.mark.slow
 def test_an_ambiguous_cldr_name_is_never_guessed() -> None:
     ambiguous = [name for name in cldr_names() if len(countries_named(name)) > 1]
     guessed = {name: resolve_country(name) for name in ambiguous if resolve_country(name).value is not None}

@@ -48,6 +48,7 @@ def test_every_export_is_covered() -> None:
     assert set(LANDED) == {p.name for p in EXPORTS.glob("*.csv")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LANDED))
 def test_export_lands_with_the_right_fields(name: str, sandbox_factory: Callable[..., RunningSandbox]) -> None:
     sandbox = sandbox_factory()

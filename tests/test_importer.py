@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @given(st.dictionaries(st.text(), values, max_size=8))
 def test_payloads_serialize_exactly_as_the_standard_library_would(payload: dict) -> None:
     assert _encode(payload) == json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

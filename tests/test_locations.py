@@ -233,6 +233,7 @@ _any_text = st.text(max_size=40) | st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_any_text)
 def test_resolve_country_never_raises(text: str) -> None:
@@ -241,6 +242,7 @@ def test_resolve_country_never_raises(text: str) -> None:
     assert (res.value is None) != (res.status in {"code", "name", "alias", "wikidata"})
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_any_text, st.sampled_from(["ES", "US", "GE", "XX", "es", None]))
 def test_resolve_state_never_raises(text: str, country: str | None) -> None:
@@ -260,6 +262,7 @@ def test_resolve_state_never_raises(text: str, country: str | None) -> None:
         assert res.value.split("-")[0] == (country or res.value.split("-")[0]).upper()
 
 
+@pytest.mark.slow
 def test_tables_are_cached_per_machine_and_a_broken_cache_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -118,6 +118,7 @@ def test_every_valued_option_has_an_example() -> None:
     assert missing == [o.flag for o in OPTIONS if o.hidden]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", [o for o in SETTABLE if o.env_name], ids=lambda o: o.env_name)
 def test_the_environment_variable_of_every_option_acts_like_its_flag(
     option: Option, monkeypatch: pytest.MonkeyPatch

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,7 @@ any_text = (
 FIELDS_AS_TEXT = ("code", "isActive", "country", "state", "city", "yearBorn", "gender")
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(field=st.sampled_from(FIELDS_AS_TEXT), text=any_text, strict=st.booleans(), as_null=st.booleans())
 def test_every_field_is_sent_or_explained_for_any_string(field: str, text: str, strict: bool, as_null: bool) -> None:
@@ -68,6 +70,7 @@ def test_every_field_is_sent_or_explained_for_any_string(field: str, text: str, 
         assert prepared.errors and field in explained
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(text=any_text | st.text(min_size=1, max_size=80).map(lambda s: json.dumps({"k": s})))
 def test_metadata_text_is_sent_as_an_object_or_explained(text: str) -> None:

@@ -24,7 +24,11 @@ def test_quick_start_is_exactly_two_commands_install_and_sandbox_then_tests() ->
     assert len(commands) == 2
     assert "pip install" in commands[0]
     assert "biteral-import sample_data/customers.csv --sandbox" in commands[0]
-    assert "'.[test]'" in commands[1] and commands[1].endswith("pytest")
+    assert "'.[test]'" in commands[1]
+    # CI runs the linter, the formatter's check and the type checker before every test.
+    steps = [step.strip() for step in commands[1].split("&&")]
+    assert {".venv/bin/ruff check .", ".venv/bin/ruff format --check .", ".venv/bin/mypy"} <= set(steps)
+    assert steps[-1].startswith(".venv/bin/pytest")
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

@@ -183,6 +183,7 @@ def run_cli(args: list[str], limit_s: float = 90) -> tuple[int, str]:
 # -- the faults ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_5000_rows_through_errors_rate_limits_and_jitter_land_exactly(
     db_sandbox: Callable[..., RunningSandbox],
 ) -> None:
@@ -203,6 +204,7 @@ def test_5000_rows_through_errors_rate_limits_and_jitter_land_exactly(
     assert_stored_exactly(clean_view(db_sandbox, faulty).url, valid, invalid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("retries", ["8", "0"], ids=["rides it out", "aborts"])
 def test_server_stopped_and_restarted_mid_run_then_resume_completes(
     db_sandbox: Callable[..., RunningSandbox], retries: str
@@ -247,6 +249,7 @@ def test_server_stopped_and_restarted_mid_run_then_resume_completes(
     assert_stored_exactly(clean_view(db_sandbox, second).url, valid, [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
 def test_signal_mid_run_writes_reports_and_checkpoint_then_resume_completes(
     db_sandbox: Callable[..., RunningSandbox], sig: signal.Signals, exit_code: int
@@ -287,6 +290,7 @@ def test_signal_mid_run_writes_reports_and_checkpoint_then_resume_completes(
     assert_stored_exactly(clean.url, valid, invalid)
 
 
+@pytest.mark.slow
 def test_a_rate_limited_api_is_learned_without_failing_a_row(db_sandbox: Callable[..., RunningSandbox]) -> None:
     # Issue 12: `sandbox --rate-limit 5`, 3,000 customers, --batch-size 20 and no other option.
     valid, _ = write_input(Path("in.csv"), 3000)
@@ -302,6 +306,7 @@ def test_a_rate_limited_api_is_learned_without_failing_a_row(db_sandbox: Callabl
     assert_stored_exactly(clean_view(db_sandbox, limited).url, valid, [])
 
 
+@pytest.mark.slow
 def test_a_used_up_daily_quota_ends_in_exit_3_and_resume_finishes_the_next_day(
     db_sandbox: Callable[..., RunningSandbox],
 ) -> None:
@@ -332,6 +337,7 @@ def test_a_used_up_daily_quota_ends_in_exit_3_and_resume_finishes_the_next_day(
     assert_stored_exactly(clean_view(db_sandbox, api).url, valid, [])
 
 
+@pytest.mark.slow
 def test_a_lost_response_is_retried_safely_and_counted_once(db_sandbox: Callable[..., RunningSandbox]) -> None:
     valid, _ = write_input(Path("in.csv"), 400)
     lossy = db_sandbox(drop_response_rate=0.25, drop_response_delay_s=2, seed=3)
@@ -398,6 +404,7 @@ def test_a_full_disk_is_refused_before_anything_is_sent(
     assert api.stats.requests == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_disk_that_fills_up_mid_run_stops_with_a_clear_error(sandbox_factory: Callable[..., RunningSandbox]) -> None:
     write_input(Path("in.csv"), 300, bad_every=50)

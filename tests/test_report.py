@@ -265,6 +265,7 @@ def test_tally_does_not_count_reasons_of_accepted_rows() -> None:
     assert tally.errors == {}
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.tuples(
@@ -463,6 +464,7 @@ _TEXT = st.text(alphabet="abcñé0123456789 +-=@'.,;", max_size=10)
 _CELL = st.builds(lambda prefix, text: prefix + text, _PREFIXES, _TEXT)
 
 
+@pytest.mark.slow
 @given(rows=st.lists(st.lists(_CELL, min_size=5, max_size=5), min_size=1, max_size=4))
 @settings(max_examples=40, deadline=None)
 def test_any_row_through_a_failure_report_and_back_gives_the_same_payload(
@@ -584,6 +586,7 @@ def test_summary_json_is_written_when_the_key_is_refused_with_exit_3(in_tmp: Pat
     assert summary["exit_code"] == 3 and summary["error"] and summary["aborted"]
 
 
+@pytest.mark.slow
 def test_records_per_second_counts_only_rows_processed_in_this_run(
     in_tmp: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

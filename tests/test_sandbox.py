@@ -75,6 +75,7 @@ def test_missing_or_wrong_version_header_is_400(sandbox: RunningSandbox) -> None
         assert response.json()[0]["payload"]["code"] == "invalid_api_version"
 
 
+@pytest.mark.slow
 def test_key_never_in_repr() -> None:
     settings = SandboxSettings(api_key="s3cr3t-key-value")
     assert "s3cr3t-key-value" not in repr(settings)
@@ -477,6 +478,7 @@ def test_error_rate_one_answers_500_or_503_and_stores_nothing(
         assert conn.execute("SELECT COUNT(*) FROM customers").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_dropped_response_is_stored_but_answered_late(
     sandbox_factory: Callable[..., RunningSandbox],
 ) -> None:
@@ -492,6 +494,7 @@ def test_dropped_response_is_stored_but_answered_late(
 # --- lifecycle -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_restart_on_same_port_and_db_keeps_data(tmp_path: Path) -> None:
     db = tmp_path / "sandbox.sqlite"
     code = _code()
@@ -508,6 +511,7 @@ def test_restart_on_same_port_and_db_keeps_data(tmp_path: Path) -> None:
     assert db.exists()
 
 
+@pytest.mark.slow
 def test_throwaway_db_is_deleted_on_stop() -> None:
     with running_sandbox() as running:
         assert running.db.exists()
@@ -541,6 +545,7 @@ def test_bad_settings_name_the_option(option: str, kwargs: dict[str, Any]) -> No
         SandboxSettings(**kwargs)
 
 
+@pytest.mark.slow
 def test_serve_prints_actual_url_without_custom_key(monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
 
@@ -572,6 +577,7 @@ def test_create_app_alone_serves_in_memory() -> None:
 _HEADERS = {"X-API-Key": "sandbox", "X-API-Version": "1"}
 
 
+@pytest.mark.slow
 def test_sandbox_batch_naming_one_code_twice_keeps_the_later_values_and_counts_both() -> None:
     with running_sandbox(SandboxSettings()) as sandbox, httpx.Client(base_url=sandbox.url, headers=_HEADERS) as http:
         first = [
@@ -597,6 +603,7 @@ def test_sandbox_batch_naming_one_code_twice_keeps_the_later_values_and_counts_b
     assert b["updatedAt"] is not None and a["id"] != b["id"]
 
 
+@pytest.mark.slow
 def test_sandbox_counts_when_posts_arrive_and_are_answered() -> None:
     with running_sandbox(SandboxSettings()) as sandbox, httpx.Client(base_url=sandbox.url, headers=_HEADERS) as http:
         assert sandbox.stats.first_post_s is None

@@ -68,6 +68,7 @@ def files_holding(root: Path, needle: bytes, *, skip: set[Path] = frozenset()) -
 # -- the key stays secret ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_key_appears_in_no_output_report_checkpoint_state_or_log(
     sandbox_factory: Callable[..., RunningSandbox], tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ def test_the_key_appears_in_no_output_report_checkpoint_state_or_log(
     assert files_holding(tmp_path, SECRET.encode()) == []
 
 
+@pytest.mark.slow
 def test_a_key_from_a_file_is_not_echoed_on_refusal(
     sandbox_factory: Callable[..., RunningSandbox], tmp_path: Path
 ) -> None:
@@ -161,6 +163,7 @@ def http_server() -> Iterator[Callable[[dict[tuple[str, str], tuple[int, dict[st
 STATUS_OK = (200, {}, json.dumps({"object": "status", "environment": "test", "permissions": []}).encode())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("redirected", ["GET /status", "POST /customers"])
 def test_a_redirect_to_another_origin_never_carries_the_key(http_server: Callable[..., Any], redirected: str) -> None:
     elsewhere = http_server({})
@@ -192,6 +195,7 @@ def test_plain_http_to_a_non_loopback_host_is_refused_before_connecting(url: str
 # -- reports cannot carry spreadsheet formulas ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_csv_the_tool_writes_neutralises_formulas(sandbox_factory: Callable[..., RunningSandbox]) -> None:
     api = sandbox_factory()
     payloads = ['=HYPERLINK("http://x")', "+SUM(A1:A9)", "-2+3+cmd|' /C calc'!A0", "@SUM(1)", "\t=1", "\r=1"]
@@ -246,6 +250,7 @@ def test_sandbox_checks_the_key_with_a_constant_time_comparison(
     assert all(b == SECRET.encode() for _, b in compared)
 
 
+@pytest.mark.slow
 def test_a_customer_over_the_sandbox_body_cap_is_rejected_as_413_and_the_rest_land(
     sandbox_factory: Callable[..., RunningSandbox],
 ) -> None:

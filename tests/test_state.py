@@ -72,6 +72,7 @@ def test_a_second_run_on_the_same_state_is_locked_out(tmp_path: Path) -> None:
     SyncState.open(path).close()  # released on close
 
 
+@pytest.mark.slow
 def test_the_lock_holds_against_another_process(tmp_path: Path) -> None:
     path = tmp_path / "sync.sqlite"
     script = (

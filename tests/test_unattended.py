@@ -72,6 +72,7 @@ def customers(header: str, codes: list[str], city: str = "Madrid") -> list[str]:
 # -- 1. decisions pinned ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_renamed_id_column_is_refused_with_nothing_sent(sandbox: RunningSandbox) -> None:
     first = write("monday.csv", customers("Customer ID,City,Plan", ["C1", "C2", "C3"]))
     assert run(sandbox, first, "--state", "sync.sqlite", "-q").exit_code == 0
@@ -95,6 +96,7 @@ def test_a_renamed_id_column_is_refused_with_nothing_sent(sandbox: RunningSandbo
     assert get(sandbox, "N4") is not None
 
 
+@pytest.mark.slow
 def test_a_mapped_field_that_loses_its_column_is_refused(sandbox: RunningSandbox) -> None:
     assert run(sandbox, write("a.csv", customers("code,City,Plan", ["C1"])), "--state", "s.sqlite").exit_code == 0
     result = run(sandbox, write("b.csv", customers("code,Town name,Plan", ["C2"])), "--state", "s.sqlite")
@@ -103,6 +105,7 @@ def test_a_mapped_field_that_loses_its_column_is_refused(sandbox: RunningSandbox
     assert get(sandbox, "C2") is None
 
 
+@pytest.mark.slow
 def test_a_column_gained_by_a_field_is_not_drift(sandbox: RunningSandbox) -> None:
     assert run(sandbox, write("a.csv", ["code,Plan", "C1,pro"]), "--state", "s.sqlite").exit_code == 0
     result = run(sandbox, write("b.csv", ["code,City,Plan", "C2,Madrid,pro"]), "--state", "s.sqlite")
@@ -110,6 +113,7 @@ def test_a_column_gained_by_a_field_is_not_drift(sandbox: RunningSandbox) -> Non
     assert "column for city changed since the last run: (none) -> City" in " ".join(result.output.split())
 
 
+@pytest.mark.slow
 def test_the_gender_m_rule_is_pinned_by_the_state(sandbox: RunningSandbox) -> None:
     # A header that does not tell the language: Monday's H among the values says M = mujer.
     monday = write("monday.csv", ["code,G", "C1,H", "C2,M"])
@@ -127,6 +131,7 @@ def test_the_gender_m_rule_is_pinned_by_the_state(sandbox: RunningSandbox) -> No
     assert get(sandbox, "C5") is None
 
 
+@pytest.mark.slow
 def test_decisions_are_not_recorded_by_a_dry_run(sandbox: RunningSandbox) -> None:
     first = write("a.csv", customers("Customer ID,City,Plan", ["C1"]))
     assert run(sandbox, first, "--state", "s.sqlite").exit_code == 0
@@ -136,6 +141,7 @@ def test_decisions_are_not_recorded_by_a_dry_run(sandbox: RunningSandbox) -> Non
     assert run(sandbox, renamed, "--state", "s.sqlite").exit_code == 2  # still the old decision
 
 
+@pytest.mark.slow
 def test_a_pinned_mapping_file_survives_a_renamed_id_column(sandbox: RunningSandbox) -> None:
     first = write("a.csv", customers("Customer ID,City,Plan", ["C1"]))
     written = CliRunner().invoke(app, ["map", first, "--write-mapping", "mapping.toml"])
@@ -153,6 +159,7 @@ def test_a_pinned_mapping_file_survives_a_renamed_id_column(sandbox: RunningSand
 # -- 2. mass change refused ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_mass_change_is_refused_before_sending(sandbox: RunningSandbox) -> None:
     codes = [f"C{i}" for i in range(10)]
     assert run(sandbox, write("a.csv", customers("code,City,Plan", codes)), "--state", "s.sqlite", "-q").exit_code == 0
@@ -179,6 +186,7 @@ def test_a_mass_change_is_refused_before_sending(sandbox: RunningSandbox) -> Non
     assert get(sandbox, "C9")["city"] == "Bilbao"  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_a_new_file_on_a_fresh_state_or_half_changed_is_not_a_mass_change(sandbox: RunningSandbox) -> None:
     codes = [f"C{i}" for i in range(10)]
     assert run(sandbox, write("a.csv", customers("code,City,Plan", codes)), "--state", "s.sqlite").exit_code == 0
@@ -187,6 +195,7 @@ def test_a_new_file_on_a_fresh_state_or_half_changed_is_not_a_mass_change(sandbo
     assert get(sandbox, "C4")["city"] == "Sevilla"  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_a_mass_change_on_standard_input_is_refused_too(sandbox: RunningSandbox) -> None:
     codes = [f"C{i}" for i in range(4)]
     body = "\n".join(customers("code,City,Plan", codes)).encode()
@@ -210,6 +219,7 @@ def test_max_changed_takes_a_percentage(sandbox: RunningSandbox, value: str) -> 
 # -- 3. the code chosen on purpose --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_unattended_send_does_not_key_customers_by_email_on_its_own(sandbox: RunningSandbox) -> None:
     path = write("contacts.csv", ["Email,City,Plan", "ana@example.com,Madrid,pro"])
     for extra in ([], ["--state", "s.sqlite"]):
@@ -225,6 +235,7 @@ def test_an_unattended_send_does_not_key_customers_by_email_on_its_own(sandbox: 
     assert get(sandbox, "ana@example.com") is not None
 
 
+@pytest.mark.slow
 def test_an_id_column_renamed_beyond_recognition_is_refused_not_keyed_by_email(sandbox: RunningSandbox) -> None:
     first = write("a.csv", ["Customer ID,Email,City", "C1,ana@example.com,Madrid"])
     assert run(sandbox, first, "--state", "s.sqlite", "-q").exit_code == 0
@@ -235,6 +246,7 @@ def test_an_id_column_renamed_beyond_recognition_is_refused_not_keyed_by_email(s
     assert get(sandbox, "ana@example.com") is None
 
 
+@pytest.mark.slow
 def test_hash_code_sends_the_sha256_hex_of_the_code(sandbox: RunningSandbox) -> None:
     path = write("contacts.csv", ["Email,City", " ana@example.com ,Madrid"])
     assert run(sandbox, path, "--code-column", "Email", "--hash-code", "sha256").exit_code == 0
@@ -243,6 +255,7 @@ def test_hash_code_sends_the_sha256_hex_of_the_code(sandbox: RunningSandbox) -> 
     assert get(sandbox, "ana@example.com") is None
 
 
+@pytest.mark.slow
 def test_switching_hash_code_on_later_is_drift(sandbox: RunningSandbox) -> None:
     path = write("a.csv", customers("code,City,Plan", ["C1"]))
     assert run(sandbox, path, "--state", "s.sqlite").exit_code == 0
@@ -255,6 +268,7 @@ def test_switching_hash_code_on_later_is_drift(sandbox: RunningSandbox) -> None:
 # -- 4. personal data kept home -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_shopify_export_is_sent_without_personal_data(sandbox: RunningSandbox) -> None:
     result = run(sandbox, str(EXPORTS / "shopify_customers.csv"))
     assert result.exit_code == 0, result.output
@@ -276,6 +290,7 @@ def test_a_shopify_export_is_sent_without_personal_data(sandbox: RunningSandbox)
     assert second is not None and "Prefers delivery" not in json.dumps(second)  # the Note column
 
 
+@pytest.mark.slow
 def test_personal_data_is_sent_when_asked(sandbox: RunningSandbox) -> None:
     path = str(EXPORTS / "shopify_customers.csv")
     assert run(sandbox, path, "--personal-data", "include", "-q").exit_code == 0
@@ -313,6 +328,7 @@ def test_reports_and_files_with_row_data_are_owner_only(sandbox: RunningSandbox)
     assert "ana@example.com" in Path("bad.failures.csv").read_text(encoding="utf-8-sig")  # not redacted by default
 
 
+@pytest.mark.slow
 def test_redact_reports_masks_the_personal_data_columns(sandbox: RunningSandbox) -> None:
     path = write(
         "bad.csv",
@@ -339,6 +355,7 @@ def test_a_code_column_that_does_not_exist_is_named_as_such(sandbox: RunningSand
     assert sandbox.stats.requests == 0
 
 
+@pytest.mark.slow
 def test_on_a_terminal_the_email_may_still_be_the_code_but_not_with_state(
     sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

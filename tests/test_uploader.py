@@ -200,6 +200,7 @@ def test_settings_bounds() -> None:
 # -- against the sandbox --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_clean_run_stores_every_record_and_sends_each_batch_once() -> None:
     items = customers(450)
     rec = Recorder()
@@ -211,6 +212,7 @@ def test_clean_run_stores_every_record_and_sends_each_batch_once() -> None:
     assert result.status_counts == {200: 5} and result.aborted is None
 
 
+@pytest.mark.slow
 def test_random_500_503_are_retried_and_every_record_lands() -> None:
     items = customers(300)
     rec = Recorder()
@@ -224,6 +226,7 @@ def test_random_500_503_are_retried_and_every_record_lands() -> None:
     assert all(delay <= 0.05 for _, delay in rec.retries)
 
 
+@pytest.mark.slow
 def test_three_bad_records_among_100_use_per_item_errors_without_splitting() -> None:
     items = customers(100)
     bad = {7, 50, 93}
@@ -240,6 +243,7 @@ def test_three_bad_records_among_100_use_per_item_errors_without_splitting() -> 
     assert result.requests == 2  # the batch, then the 97 valid ones again
 
 
+@pytest.mark.slow
 def test_without_per_item_errors_the_batch_is_split_until_bad_records_are_isolated() -> None:
     items = customers(100)
     bad = {7, 50, 93}
@@ -255,6 +259,7 @@ def test_without_per_item_errors_the_batch_is_split_until_bad_records_are_isolat
     assert rec.reported() == list(range(100))
 
 
+@pytest.mark.slow
 def test_413_splits_and_a_single_oversized_record_is_rejected() -> None:
     items = customers(40, metadata={"note": "x" * 200})
     huge = item(40, "HUGE", metadata={"note": "y" * 5000})
@@ -267,6 +272,7 @@ def test_413_splits_and_a_single_oversized_record_is_rejected() -> None:
     assert result.status_counts[413] >= 2
 
 
+@pytest.mark.slow
 def test_429_retry_after_is_honoured_and_all_records_land() -> None:
     # One request a second: the second request of the opening burst is refused on any machine.
     items = customers(12)
@@ -281,6 +287,7 @@ def test_429_retry_after_is_honoured_and_all_records_land() -> None:
     assert result.settled_rate is not None and result.settled_rate <= 1.0
 
 
+@pytest.mark.slow
 def test_wrong_key_stops_after_one_request() -> None:
     items = customers(500)
     rec = Recorder()
@@ -298,6 +305,7 @@ def test_wrong_key_stops_after_one_request() -> None:
     assert sum("not sent" in reason for _, reason in rec.failed) == len(rec.failed) - 100
 
 
+@pytest.mark.slow
 def test_duplicates_across_concurrent_batches_end_in_file_order() -> None:
     # 30 batches each carrying the same 10 codes: the last batch's values must win.
     batches = [[item(b * 10 + c, f"D{c}", yearBorn=1900 + b, country="ES") for c in range(10)] for b in range(30)]
@@ -310,6 +318,7 @@ def test_duplicates_across_concurrent_batches_end_in_file_order() -> None:
     assert all(stored is not None and stored["yearBorn"] == 1929 for stored in final.values())
 
 
+@pytest.mark.slow
 def test_interleaved_duplicates_do_not_block_unrelated_batches() -> None:
     # codes repeat every 3rd batch; all must end with the last occurrence's value
     batches = [[item(b * 5 + c, f"I{b % 3}-{c}", yearBorn=1800 + b, country="ES") for c in range(5)] for b in range(24)]
@@ -322,6 +331,7 @@ def test_interleaved_duplicates_do_not_block_unrelated_batches() -> None:
     }
 
 
+@pytest.mark.slow
 def test_lost_responses_are_retried_safely() -> None:
     items = customers(60)
     rec = Recorder()
@@ -334,6 +344,7 @@ def test_lost_responses_are_retried_safely() -> None:
     assert any("no answer" in reason for reason, _ in rec.retries)
 
 
+@pytest.mark.slow
 def test_stop_event_lets_in_flight_finish_and_sends_nothing_more() -> None:
     items = customers(1000)
     rec = Recorder()
@@ -367,6 +378,7 @@ def test_stop_event_lets_in_flight_finish_and_sends_nothing_more() -> None:
     assert result.not_attempted == sum("not sent" in reason for _, reason in rec.failed)
 
 
+@pytest.mark.slow
 def test_api_down_stops_after_consecutive_failures_and_counts_unsent_rows() -> None:
     items = customers(500)
     rec = Recorder()
@@ -383,6 +395,7 @@ def test_api_down_stops_after_consecutive_failures_and_counts_unsent_rows() -> N
     assert sorted(rec.reported()) == list(range(len(rec.reported())))
 
 
+@pytest.mark.slow
 def test_key_never_appears_in_output_or_logs(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -402,6 +415,7 @@ def test_key_never_appears_in_output_or_logs(
     assert KEY not in everything and KEY[:-4] not in everything
 
 
+@pytest.mark.slow
 def test_check_status_with_wrong_key_and_with_nothing_listening() -> None:
     with running_sandbox(SandboxSettings(api_key=KEY)) as sb:
         with pytest.raises(AuthError) as caught:
@@ -499,6 +513,7 @@ def test_retry_after_http_date_and_other_4xx(respx_mock: respx.MockRouter) -> No
     assert result.requests == 3 and result.retries == 2
 
 
+@pytest.mark.slow
 def test_async_source_and_a_listener_that_stops_the_run() -> None:
     # The lead's listener raises TooManyErrorsError on a rejection: the run stops, everything
     # taken is still reported, and the error reaches the caller.
@@ -526,6 +541,7 @@ def test_async_source_and_a_listener_that_stops_the_run() -> None:
     assert stored == len(rec.accepted)
 
 
+@pytest.mark.slow
 def test_a_source_that_breaks_midway_still_settles_what_was_taken() -> None:
     items = customers(50)
 
@@ -697,6 +713,7 @@ def virtual_upload(
     return result, error
 
 
+@pytest.mark.slow
 def test_the_rate_limit_is_learned_with_few_429s_and_nothing_fails() -> None:
     # Issue 12's scenario: a 5/s limit, 3,000 customers in batches of 20, default options.
     vt = VirtualTime()
@@ -729,6 +746,7 @@ def test_retry_after_holds_back_every_batch_queued_behind() -> None:
     assert result.retries == 1
 
 
+@pytest.mark.slow
 def test_a_429_does_not_use_up_the_batch_retries() -> None:
     vt = VirtualTime()
     calls = itertools.count()
@@ -793,6 +811,7 @@ def test_max_wait_refuses_nonsense_naming_the_option(text: str) -> None:
         parse_duration(text, "--max-wait")
 
 
+@pytest.mark.slow
 @respx.mock(assert_all_mocked=True)
 def test_a_used_up_quota_at_get_status_stops_before_sending(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{API}/status").respond(
