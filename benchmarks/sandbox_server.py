@@ -14,6 +14,7 @@ import sys
 from dataclasses import asdict
 
 from biteral_cli.sandbox import SandboxSettings, running_sandbox
+from biteral_cli.sandbox.validation.places import warm_up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=float, default=None)
     args = parser.parse_args(argv)
     settings = SandboxSettings(port=0, latency_ms=args.latency_ms, rate_limit=args.rate_limit)
+    warm_up()  # as `biteral-import sandbox` does: no index built inside the measured window
     with running_sandbox(settings) as sandbox:
         print(f"URL {sandbox.url}", flush=True)
         for line in sys.stdin:

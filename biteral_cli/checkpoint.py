@@ -86,7 +86,7 @@ class Checkpoint:
             note = f"no checkpoint at {path}; starting from the first row"
         header = {_MAGIC: _VERSION, "inputs": [[s, h] for s, h in input_hashes.items()]}
         try:
-            file = open(path, "wb")  # noqa: SIM115
+            file = open(path, "w+b")  # noqa: SIM115
             file.write(json.dumps(header, ensure_ascii=False).encode("utf-8") + b"\n")
             file.flush()
         except OSError as exc:

@@ -46,11 +46,11 @@ from .errors import (
     InputError,
     UsageError,
 )
-from .mapping import Mapping, MappingOptions, build_mapping, personal_kind
-from .normalize import NormalizeOptions, Normalizer
-from .outcomes import Outcomes, Ref, reason_key
+from .mapping import Mapping, build_mapping, personal_kind
+from .normalize import Normalizer
+from .outcomes import BUDGET_ROWS, Outcomes, Ref, reason_key
 from .progress import Progress
-from .reader import ReadOptions, Source, content_hash, open_source
+from .reader import Source, content_hash, open_source
 from .records import Extracted, Issue, Prepared, SourceRow
 from .report import (
     RowReport,
@@ -74,7 +74,7 @@ from .state import (
     fingerprint,
     shard_of,
 )
-from .uploader import (
+from .upload import (
     Item,
     RateLearner,
     Secret,
@@ -220,8 +220,15 @@ class Run(Outcomes):
 
     def _dry_clean(self, chunk: Chunk, done: Normalized, start: int, end: int, counter: BatchCounter) -> None:
         """Rows ``start`` to ``end`` of a chunk, all clean: counted, checked for repeats, batched."""
+        if self.bad and self.processed < BUDGET_ROWS < self.processed + end - start:
+            # A --max-errors percentage is first checked at the 100th row: stop there if it says so.
+            cut = start + BUDGET_ROWS - self.processed
+            self._dry_clean(chunk, done, start, cut, counter)
+            if self.stop.is_set():
+                return
+            start = cut
         source = chunk.source
-        self.processed += end - start
+        self.count_processed(end - start)
         if done.places is not None and self.review is not None:
             self.review.record_clean(done.places[start:end])
         indices: Sequence[int] = range(start, end)
@@ -279,7 +286,7 @@ class Run(Outcomes):
                 if item is not None:
                     yield item
                 continue
-            self.processed += 1
+            self.count_processed()
             if checkpoint is not None and checkpoint.is_done(source, numbers[index]):
                 self.tally.add(source, "accepted")
                 self.resumed += 1
@@ -311,7 +318,7 @@ class Run(Outcomes):
 
     def _one(self, chunk: Chunk, index: int, one: Input, seq: int) -> Item | None:
         row = chunk.row(index)
-        self.processed += 1
+        self.count_processed()
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
             self.tally.add(row.source, "accepted")
             self.resumed += 1
@@ -416,15 +423,8 @@ _EMPTY = Extracted(fields={})
 
 def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple[Source, Mapping]]:
     """Open every input and choose its mapping; any problem is an error before anything is sent."""
-    options = _read_options(settings)
-    mapping_options = MappingOptions(
-        overrides=dict(settings.map_overrides),
-        mapping_file=settings.mapping_file,
-        extra_metadata=settings.extra_metadata,
-        metadata_columns=settings.metadata_columns,
-        personal_data=settings.personal_data,
-        code_column=settings.code_column,
-    )
+    options = settings.read_options()
+    mapping_options = settings.mapping_options()
     opened: list[tuple[Source, Mapping]] = []
     try:
         for name in settings.inputs:
@@ -440,12 +440,6 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
             source.close()
         raise
     return opened
-
-
-def _read_options(settings: ImportSettings) -> ReadOptions:
-    return ReadOptions(
-        format=settings.format, delimiter=settings.delimiter, encoding=settings.encoding, sheet=settings.sheet
-    )
 
 
 def check_code_choice(settings: ImportSettings, sources: Sequence[tuple[Source, Mapping]]) -> None:
@@ -469,9 +463,7 @@ def prepare_inputs(
 ) -> list[Input]:
     """Read the first rows of every input ahead and decide its per-column rules (what "M" means,
     falling back to the rule the state recorded when tonight's rows do not tell)."""
-    options = NormalizeOptions(
-        strict=settings.strict, empty_as_null=settings.empty_as_null, infer_state=settings.infer_state
-    )
+    options = settings.normalize_options()
     inputs = []
     for index, (source, mapping) in enumerate(sources):
         chunks = source.chunks()
@@ -748,21 +740,12 @@ def _reopen(settings: ImportSettings, spooled: Path | None, name: str) -> Iterat
     """Open input ``name`` again (standard input from its spooled copy) for a second pass."""
     with contextlib.ExitStack() as stack:
         stdin = stack.enter_context(open(spooled, "rb")) if name == "-" and spooled is not None else None
-        yield stack.enter_context(open_source(name, _read_options(settings), stdin=stdin))
+        yield stack.enter_context(open_source(name, settings.read_options(), stdin=stdin))
 
 
 def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSettings:
     """The uploader's settings for this run: where to send, with which key, how fast."""
-    return UploadSettings(
-        api_url=endpoint.url,
-        api_key=endpoint.key,
-        concurrency=settings.concurrency,
-        max_retries=settings.max_retries,
-        max_wait_s=settings.max_wait_s,
-        rate=settings.rate,
-        timeout_s=settings.timeout_s,
-        allow_insecure_http=settings.allow_insecure_http,
-    )
+    return settings.upload_settings(endpoint.url, endpoint.key)
 
 
 async def _check(settings: ImportSettings, endpoint: Endpoint, learner: RateLearner | None = None) -> dict[str, Any]:

@@ -309,14 +309,14 @@ def _build_countries() -> _CountryTables:
     intern = _Interner()
     for key, (_tier, codes, how) in raw.items():
         t.names[key] = intern((how, intern(tuple(sorted(codes)))))
-    for name, codes in _data_rows("country_ambiguous.csv"):
-        t.names[fold_text(name)] = ("ambiguous", tuple(codes.split()))
+    for name, listed in _data_rows("country_ambiguous.csv"):
+        t.names[fold_text(name)] = ("ambiguous", tuple(listed.split()))
     for qid, alpha2, _name in _data_rows("country_wikidata.csv"):
         t.wikidata[qid.upper()] = alpha2
-    for key, (how, codes) in t.names.items():
-        if len(codes) == 1 and key.isascii() and len(key) >= _FUZZY_MIN_LEN and how != "ambiguous":
+    for key, (how, meant) in t.names.items():
+        if len(meant) == 1 and key.isascii() and len(key) >= _FUZZY_MIN_LEN and how != "ambiguous":
             t.fuzzy_keys.append(key)
-            t.fuzzy_codes.append(codes[0])
+            t.fuzzy_codes.append(meant[0])
     return t
 
 

@@ -24,9 +24,11 @@ from .records import SourceRow
 from .report import RowReport, Tally
 from .settings import ImportSettings
 from .state import SyncState
-from .uploader import FieldError, Item
+from .upload import FieldError, Item
 
 log = logging.getLogger("biteral_cli.import")
+#: Rows read before a --max-errors percentage is checked (MaxErrors.exceeded waits for them).
+BUDGET_ROWS = 100
 
 
 @dataclass(slots=True)
@@ -88,6 +90,9 @@ class Outcomes:
 
     def _count_bad(self) -> None:
         self.bad += 1
+        self._check_budget()
+
+    def _check_budget(self) -> None:
         limit = self.settings.max_errors
         if limit is not None and not self.stop.is_set() and limit.exceeded(self.bad, self.processed):
             self.halt(
@@ -165,6 +170,14 @@ class Outcomes:
 
     def on_request(self, status: int | None, elapsed_s: float) -> None:
         pass
+
+    def count_processed(self, n: int = 1) -> None:
+        """Count ``n`` more rows taken from the inputs; a --max-errors percentage is first checked
+        at the 100th (see ``MaxErrors``), so call this with rows up to and including it."""
+        before = self.processed
+        self.processed += n
+        if self.bad and before < BUDGET_ROWS <= self.processed:
+            self._check_budget()
 
     def _advance(self, n: int) -> None:
         if self.progress is not None:

@@ -1,14 +1,21 @@
-"""The one settings object an import run is built from, checked when it is created."""
+"""The one settings object a command is built from, and the stages' options derived from it."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .errors import UsageError
-from .uploader import RateLimit, Secret
+from .upload import RateLimit, Secret
+
+if TYPE_CHECKING:
+    from .mapping import MappingOptions
+    from .normalize import NormalizeOptions
+    from .reader import ReadOptions
+    from .upload import UploadSettings
 
 DEFAULT_API_URL = "https://api.biteral.ai"
 FailuresFormat = Literal["csv", "jsonl"]
@@ -58,7 +65,8 @@ def parse_percent(flag: str, text: str) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class ImportSettings:
-    """Everything one ``biteral-import FILE...`` run needs; impossible combinations are refused here."""
+    """Everything one ``biteral-import`` command needs, built by the command line once every option's
+    check passed (``cli.options``); the stages' own options are derived from it, never copied by hand."""
 
     inputs: tuple[str, ...]
     # reading
@@ -114,49 +122,34 @@ class ImportSettings:
     json: bool = False
     verbose: bool = False
     show_stored: int = 5
+    # --check, and the map command's own options
+    check: bool = False
+    write_mapping: Path | None = None
+    samples: int = 5
 
-    def __post_init__(self) -> None:
-        if not self.inputs:
-            raise UsageError("give at least one input file (or - for standard input)")
-        if self.inputs.count("-") > 1:
-            raise UsageError("standard input (-) can be given only once")
-        if not 1 <= self.batch_size <= 100:
-            raise UsageError(f"--batch-size must be between 1 and 100, not {self.batch_size}")
-        if self.max_request_bytes < 1024:
-            raise UsageError("--max-request-bytes must be at least 1024")
-        if self.failures_format not in (None, "csv", "jsonl"):
-            raise UsageError(f"--failures-format must be csv or jsonl, not {self.failures_format!r}")
-        if self.timeout_s <= 0:
-            raise UsageError("--timeout must be more than 0 seconds")
-        if not 0 <= self.max_wait_s < float("inf"):
-            raise UsageError(f"--max-wait must be 0 or more seconds, not {self.max_wait_s:g}")
-        if self.resume and "-" in self.inputs:
-            raise UsageError("--resume cannot be used with standard input (-): it has no content to match")
-        if self.resume and self.dry_run:
-            raise UsageError("--resume and --dry-run cannot be combined: a dry run sends nothing to resume")
-        if self.full and self.state is None:
-            raise UsageError("--full only makes sense with --state PATH")
-        if self.personal_data not in ("include", "exclude"):
-            raise UsageError(f"--personal-data must be include or exclude, not {self.personal_data!r}")
-        if self.hash_code not in (None, "sha256"):
-            raise UsageError(f"--hash-code takes sha256, not {self.hash_code!r}")
-        if self.code_column is not None:
-            if not self.code_column.strip():
-                raise UsageError("--code-column needs a column name")
-            pinned = self.map_overrides.get("code")
-            if pinned is not None and pinned != self.code_column:
-                raise UsageError(f"--code-column {self.code_column!r} and --map code={pinned!r} disagree; give one")
-        if not 0 <= self.max_changed <= 100:
-            raise UsageError(f"--max-changed must be a percentage from 0% to 100%, not {self.max_changed:g}%")
-        if self.quiet and self.verbose:
-            raise UsageError("--quiet and --verbose cannot be combined")
-        if self.json and self.verbose:
-            raise UsageError("--json and --verbose cannot be combined: --json prints only the summary")
-        if not self.sandbox and not self.dry_run and self.api_key is None:
-            raise UsageError(
-                "no API key: set BITERAL_API_KEY or pass --api-key-file PATH "
-                "(or use --sandbox to try the tool locally, or --dry-run to send nothing)"
-            )
+    def read_options(self) -> ReadOptions:
+        """How to read every input (the reader checks format, delimiter, encoding and sheet)."""
+        from .reader import ReadOptions
+
+        return _shared(ReadOptions, self)
+
+    def mapping_options(self) -> MappingOptions:
+        """How to map columns (the mapping module checks the --map field names)."""
+        from .mapping import MappingOptions
+
+        return _shared(MappingOptions, self, overrides=dict(self.map_overrides))
+
+    def normalize_options(self) -> NormalizeOptions:
+        """How to normalize values."""
+        from .normalize import NormalizeOptions
+
+        return _shared(NormalizeOptions, self)
+
+    def upload_settings(self, api_url: str, api_key: Secret) -> UploadSettings:
+        """How to send to ``api_url`` with ``api_key`` (the uploader checks the URL and the limits)."""
+        from .upload import UploadSettings
+
+        return _shared(UploadSettings, self, api_url=api_url, api_key=api_key)
 
     @property
     def unattended(self) -> bool:
@@ -167,3 +160,12 @@ class ImportSettings:
     def sends(self) -> bool:
         """Whether this run talks to an API at all."""
         return not self.dry_run
+
+
+_T = TypeVar("_T")
+
+
+def _shared(cls: type[_T], settings: ImportSettings, **given: Any) -> _T:
+    """A ``cls`` holding every field it shares by name with ``settings``, plus ``given``."""
+    names = {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(settings)}  # type: ignore[arg-type]
+    return cls(**{name: getattr(settings, name) for name in names - given.keys()}, **given)

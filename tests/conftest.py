@@ -12,6 +12,34 @@ import pytest
 
 from biteral_cli.sandbox import RunningSandbox, SandboxSettings, running_sandbox
 
+#: A directory that tools/mutation.py sets so the location tables are built once for all its runs
+#: instead of once per mutant; a normal run leaves it unset.
+SHARED_CACHE = "BITERAL_IMPORT_TEST_CACHE"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point XDG_CACHE_HOME at a directory of this session's own (restored afterwards), so no test
+    reads or writes the user's cache: the location tables are built from cold in every run, and the
+    results cannot depend on what an older version left on this machine."""
+    shared = os.environ.get(SHARED_CACHE)
+    if shared:
+        cache = Path(shared)
+    else:
+        base = tmp_path_factory.getbasetemp()
+        # pytest-xdist workers share their parent's directory, so the tables are built once per run.
+        cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xdg-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        yield cache
+    finally:
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[RunningSandbox]:

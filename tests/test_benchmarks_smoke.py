@@ -62,7 +62,7 @@ def test_quick_run_prints_all_four_figures_with_baselines_and_ratios(tmp_path: P
     assert "x pandas" in table and "of ideal" in table and "x 429" in table
     data = json.loads(results.read_text())
     names = [f["name"] for f in data["figures"]]
-    assert len(names) == 8, names
+    assert len(names) == 9, names
     for figure in data["figures"]:
         assert figure["ours"] > 0 and figure["baseline"] > 0 and figure["ratio"] > 0, figure
     assert data["machine"]["cores"] and data["quick"] is True

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from biteral_cli.checkpoint import Checkpoint, content_hash, default_checkpoint_path
-from biteral_cli.errors import InputError, UsageError
+from biteral_cli.errors import InputError, ReportError, UsageError
 
 HASHES = {"a.csv": "aaaa", "b.jsonl": "bbbb"}
 
@@ -141,3 +141,64 @@ def test_content_hash_follows_content_not_name(tmp_path: Path) -> None:
     assert content_hash(a) == content_hash(b) != content_hash(c)
     with pytest.raises(InputError, match="cannot read"):
         content_hash(tmp_path / "missing.csv")
+
+
+# -- found by tools/mutation.py: each test below failed on a mutant that had survived -------------
+
+
+def test_content_hash_values_are_frozen_so_a_checkpoint_resumes_after_an_upgrade(tmp_path: Path) -> None:
+    # A checkpoint written by one version is resumed by the next: the hash must not change.
+    path = tmp_path / "in.csv"
+    expected = {
+        b"code\nC1\n": "afc4c4c2c14c1a60ca2b7c50fb85488a",
+        b"": "cae66941d9efbd404e4d88758ea67670",
+        bytes(range(256)) * 5000: "267d69dd4fad93a5d554e501ad4dad6b",  # more than one read chunk
+    }
+    for content, digest in expected.items():
+        path.write_bytes(content)
+        assert content_hash(path) == digest
+
+
+def test_only_the_inputs_of_the_run_are_tracked_never_standard_input(tmp_path: Path) -> None:
+    with Checkpoint.open(tmp_path / "run.checkpoint", input_hashes=HASHES, resume=False) as cp:
+        assert cp.note is None  # a fresh run has nothing to say
+        assert [cp.tracks(s) for s in ("a.csv", "b.jsonl", "-", "other.csv")] == [True, True, False, False]
+
+
+def test_a_stray_line_does_not_hide_the_confirmed_rows_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "run.checkpoint"
+    with Checkpoint.open(path, input_hashes=HASHES, resume=False) as cp:
+        cp.confirm([("a.csv", 2)])
+    with open(path, "ab") as fh:
+        fh.write(b"garbage\n2\t9\n1\t4\n")  # unreadable, and an input the checkpoint does not have
+    with Checkpoint.open(path, input_hashes=HASHES, resume=True) as cp:
+        assert cp.done_count == 2 and cp.is_done("a.csv", 2) and cp.is_done("b.jsonl", 4)
+
+
+def test_a_resumed_run_that_completes_removes_its_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "run.checkpoint"
+    Checkpoint.open(path, input_hashes=HASHES, resume=False).close(completed=False)
+    resumed = Checkpoint.open(path, input_hashes=HASHES, resume=True)
+    resumed.confirm([("a.csv", 3)])
+    resumed.close(completed=True)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"biteral-import-checkpoint": 1, "inputs": 5}\n', b'{"biteral-import-checkpoint": 1, "inputs": [[1]]}\n'],
+)
+def test_a_checkpoint_with_a_damaged_input_list_is_refused_naming_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "run.checkpoint"
+    path.write_bytes(content)
+    with pytest.raises(UsageError, match=r"run\.checkpoint.*run without --resume"):
+        Checkpoint.open(path, input_hashes=HASHES, resume=True)
+
+
+def test_an_unreadable_or_unwritable_checkpoint_is_a_report_error_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "a-directory.checkpoint"
+    folder.mkdir()
+    with pytest.raises(ReportError, match=r"a-directory\.checkpoint"):
+        Checkpoint.open(folder, input_hashes=HASHES, resume=True)
+    with pytest.raises(ReportError, match="missing"):
+        Checkpoint.open(tmp_path / "missing" / "run.checkpoint", input_hashes=HASHES, resume=False)

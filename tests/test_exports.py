@@ -14,6 +14,10 @@ from biteral_cli.cli import app
 from biteral_cli.mapping import personal_kind
 from biteral_cli.sandbox import RunningSandbox
 
+# Each test in its own directory with no BITERAL_ variables from the shell (a BITERAL_DRY_RUN or
+# BITERAL_MAP set there would change what lands).
+pytestmark = pytest.mark.usefixtures("in_tmp")
+
 EXPORTS = Path(__file__).resolve().parent.parent / "sample_data" / "exports"
 
 # First customer of each export, as GET /customers returns it after a plain import.
@@ -45,10 +49,7 @@ def test_every_export_is_covered() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(LANDED))
-def test_export_lands_with_the_right_fields(
-    name: str, sandbox_factory: Callable[..., RunningSandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_export_lands_with_the_right_fields(name: str, sandbox_factory: Callable[..., RunningSandbox]) -> None:
     sandbox = sandbox_factory()
     # Without an id column the email is the code only when chosen on purpose (no terminal here).
     pinned = ["--code-column", "Email"] if name == "shopify_customers_legacy.csv" else []
@@ -74,10 +75,7 @@ def test_export_lands_with_the_right_fields(
     assert personal == [], f"personal data sent as metadata: {personal}"
 
 
-def test_stripe_metadata_columns_become_metadata_keys(
-    sandbox_factory: Callable[..., RunningSandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_stripe_metadata_columns_become_metadata_keys(sandbox_factory: Callable[..., RunningSandbox]) -> None:
     sandbox = sandbox_factory()
     CliRunner().invoke(
         app,

@@ -193,6 +193,51 @@ def test_metadata_at_exactly_60000_characters_is_accepted(client: httpx.Client) 
 
 
 @pytest.mark.parametrize(
+    ("count", "status"),
+    [(60000 - 8 - 6 * 9990, 200), (60000 - 8 - 6 * 9990 + 1, 400)],
+)
+def test_metadata_length_counts_escaped_control_characters_as_json_writes_them(
+    client: httpx.Client, count: int, status: int
+) -> None:
+    # Each control character is six characters of JSON (\u0001): the limit is on the JSON text.
+    metadata = {"k": "\x01" * 9990 + "x" * count}
+    code = _code()
+    response = client.post("/customers", json={"code": code, "metadata": metadata})
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert _get(client, code)["payload"]["metadata"] == metadata
+
+
+@pytest.mark.parametrize(
+    ("body", "stored"),
+    [
+        # Integers beyond 64 bits, and text that is not UTF-8, are JSON all the same.
+        (
+            '{"code": "%s", "metadata": {"big": 123456789012345678901234567890}}',
+            {"big": 123456789012345678901234567890},
+        ),
+        ('{"code": "%s", "metadata": {"a": "caf\u00e9"}}', {"a": "café"}),
+    ],
+)
+def test_any_valid_json_body_is_read_and_stored_as_sent(
+    client: httpx.Client, body: str, stored: dict[str, Any]
+) -> None:
+    code = _code()
+    raw = (body % code).encode("utf-16")
+    response = client.post("/customers", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert _get(client, code)["payload"]["metadata"] == stored
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_not_json(client: httpx.Client, value: bytes) -> None:
+    body = b'{"code": "' + _code().encode() + b'", "metadata": {"x": ' + value + b"}}"
+    response = client.post("/customers", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()[0]["payload"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
     ("country", "state", "want_country", "want_state"),
     [
         ("ES", "Barcelona", "ESP", "ES-B"),

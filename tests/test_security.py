@@ -22,7 +22,6 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from biteral_cli import sandbox as sandbox_module
 from biteral_cli.cli import app
 from biteral_cli.sandbox import RunningSandbox
 
@@ -238,7 +237,7 @@ def test_sandbox_checks_the_key_with_a_constant_time_comparison(
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(sandbox_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     with httpx.Client(base_url=api.url, headers={"X-API-Version": "1"}) as client:
         assert client.get("/status", headers={"X-API-Key": SECRET[:-1] + "x"}).status_code == 401
         assert client.get("/status", headers={"X-API-Key": "short"}).status_code == 401

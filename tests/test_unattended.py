@@ -342,7 +342,7 @@ def test_a_code_column_that_does_not_exist_is_named_as_such(sandbox: RunningSand
 def test_on_a_terminal_the_email_may_still_be_the_code_but_not_with_state(
     sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("biteral_cli.cli._stdin_is_terminal", lambda: True)  # a person at the keyboard
+    monkeypatch.setattr("biteral_cli.cli.console.stdin_is_terminal", lambda: True)  # a person at the keyboard
     path = write("contacts.csv", ["Email,City", "ana@example.com,Madrid"])
     result = run(sandbox, path)
     assert result.exit_code == 0, result.output

@@ -29,8 +29,9 @@ from biteral_cli.errors import (
     TooManyErrorsError,
     UsageError,
 )
-from biteral_cli.sandbox import RunningSandbox, SandboxSettings, _Sandbox, running_sandbox
-from biteral_cli.uploader import (
+from biteral_cli.sandbox import RunningSandbox, SandboxSettings, running_sandbox
+from biteral_cli.sandbox.faults import RateLimiter
+from biteral_cli.upload import (
     Clock,
     FieldError,
     Item,
@@ -40,11 +41,11 @@ from biteral_cli.uploader import (
     Secret,
     UploadResult,
     UploadSettings,
-    _Pacer,
     check_status,
     parse_duration,
     upload,
 )
+from biteral_cli.upload._pacing import Pacer
 
 KEY = "sk_test_9f8e7d6c5b4aWXYZ"
 
@@ -462,6 +463,28 @@ def test_request_body_and_headers(respx_mock: respx.MockRouter) -> None:
 
 
 @respx.mock(assert_all_mocked=True)
+def test_another_entity_posts_to_its_own_endpoint_and_names_it_when_the_key_is_refused(
+    respx_mock: respx.MockRouter,
+) -> None:
+    products = respx_mock.post(f"{API}/products").respond(200, json={})
+    rec = Recorder()
+    run(chunks(customers(6), 3), mocked_settings(endpoint="/products"), rec)
+    assert products.call_count == 2 and len(rec.accepted) == 6
+    products.respond(401, json={"object": "error"})
+    with pytest.raises(AuthError, match="may ingest products"):
+        run([customers(2)], mocked_settings(endpoint="/products"), Recorder())
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["customers", "/customers?x=1", "https://elsewhere.example/customers", "/../admin", ""]
+)
+def test_an_endpoint_must_be_a_plain_path(endpoint: str) -> None:
+    # The key goes wherever the endpoint points: only a path below --api-url is taken.
+    with pytest.raises(UsageError, match="endpoint"):
+        mocked_settings(endpoint=endpoint)
+
+
+@respx.mock(assert_all_mocked=True)
 def test_retry_after_http_date_and_other_4xx(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.post(f"{API}/customers")
     route.side_effect = [
@@ -579,19 +602,16 @@ class SlidingWindowApi:
 
     def __init__(self, vt: VirtualTime, limit: float) -> None:
         self.vt = vt
-        self.limiter = _Sandbox(SandboxSettings(rate_limit=limit))
+        self.limiter = RateLimiter(limit)
         self.arrivals: list[tuple[float, int]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        retry_after = self.limiter.rate_limited(self.vt.t)
+        retry_after = self.limiter.check(self.vt.t)
         status = 200 if retry_after is None else 429
         self.arrivals.append((self.vt.t, status))
         if retry_after is not None:
             return httpx.Response(429, headers={"Retry-After": str(retry_after)}, json={})
         return httpx.Response(200, json={"object": "customers_ingest"})
-
-    def close(self) -> None:
-        self.limiter.store.close()
 
     def count(self, status: int) -> int:
         return sum(1 for _, s in self.arrivals if s == status)
@@ -601,7 +621,7 @@ def paced_times(rate: float, n: int, stalls: Sequence[tuple[float, float]]) -> l
     """Virtual times at which n requests waiting together on a pacer at ``rate`` go out, while
     the event loop freezes for (offset from start, length) ``stalls``."""
     vt = VirtualTime()
-    pacer = _Pacer(rate, vt.monotonic)
+    pacer = Pacer(rate, vt.monotonic)
     sent: list[float] = []
 
     async def one() -> None:
@@ -682,10 +702,7 @@ def test_the_rate_limit_is_learned_with_few_429s_and_nothing_fails() -> None:
     vt = VirtualTime()
     api = SlidingWindowApi(vt, 5)
     rec = Recorder()
-    try:
-        result, error = virtual_upload(vt, api, chunks(customers(3000), 20), rec)
-    finally:
-        api.close()
+    result, error = virtual_upload(vt, api, chunks(customers(3000), 20), rec)
     assert error is None and not rec.failed and len(rec.accepted) == 3000
     assert api.count(429) <= 0.05 * len(api.arrivals), api.count(429)
     accepted = [t for t, status in api.arrivals if status == 200]
