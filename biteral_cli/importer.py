@@ -212,6 +212,8 @@ class Run(Outcomes):
                 return
             if done is not None and start < index:
                 self._dry_clean(chunk, done, start, index, counter)
+                if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
+                    return
             if index < len(chunk):
                 item = self._one(chunk, index, one, next(seq))
                 if item is not None:
