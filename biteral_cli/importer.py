@@ -48,7 +48,7 @@ from .errors import (
 )
 from .mapping import Mapping, build_mapping, personal_kind
 from .normalize import Normalizer
-from .outcomes import Outcomes, Ref, reason_key
+from .outcomes import BUDGET_ROWS, Outcomes, Ref, reason_key
 from .progress import Progress
 from .reader import Source, content_hash, open_source
 from .records import Extracted, Issue, Prepared, SourceRow
@@ -212,6 +212,8 @@ class Run(Outcomes):
                 return
             if done is not None and start < index:
                 self._dry_clean(chunk, done, start, index, counter)
+                if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
+                    return
             if index < len(chunk):
                 item = self._one(chunk, index, one, next(seq))
                 if item is not None:
@@ -220,9 +222,9 @@ class Run(Outcomes):
 
     def _dry_clean(self, chunk: Chunk, done: Normalized, start: int, end: int, counter: BatchCounter) -> None:
         """Rows ``start`` to ``end`` of a chunk, all clean: counted, checked for repeats, batched."""
-        if self.bad and self.settings.max_errors is not None and self.processed < 100 < self.processed + end - start:
-            # A percentage budget is first judged at the 100th row: stop exactly there, as row by row.
-            cut = start + 100 - self.processed
+        if self.bad and self.processed < BUDGET_ROWS < self.processed + end - start:
+            # A --max-errors percentage is first checked at the 100th row: stop there if it says so.
+            cut = start + BUDGET_ROWS - self.processed
             self._dry_clean(chunk, done, start, cut, counter)
             if self.stop.is_set():
                 return
@@ -286,7 +288,7 @@ class Run(Outcomes):
                 if item is not None:
                     yield item
                 continue
-            self.count_processed(1)
+            self.count_processed()
             if checkpoint is not None and checkpoint.is_done(source, numbers[index]):
                 self.tally.add(source, "accepted")
                 self.resumed += 1
@@ -318,7 +320,7 @@ class Run(Outcomes):
 
     def _one(self, chunk: Chunk, index: int, one: Input, seq: int) -> Item | None:
         row = chunk.row(index)
-        self.count_processed(1)
+        self.count_processed()
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
             self.tally.add(row.source, "accepted")
             self.resumed += 1

@@ -27,6 +27,8 @@ from .state import SyncState
 from .upload import FieldError, Item
 
 log = logging.getLogger("biteral_cli.import")
+#: Rows read before a --max-errors percentage is checked (MaxErrors.exceeded waits for them).
+BUDGET_ROWS = 100
 
 
 @dataclass(slots=True)
@@ -85,13 +87,6 @@ class Outcomes:
         """Rows taken from the inputs so far (what a --max-errors share is of)."""
         self.bad = 0
         self.resumed = 0
-
-    def count_processed(self, n: int) -> None:
-        """Count ``n`` rows taken; a percentage budget starts counting at the 100th (see MaxErrors)."""
-        before = self.processed
-        self.processed += n
-        if before < 100 <= self.processed and self.bad:
-            self._check_budget()
 
     def _count_bad(self) -> None:
         self.bad += 1
@@ -175,6 +170,14 @@ class Outcomes:
 
     def on_request(self, status: int | None, elapsed_s: float) -> None:
         pass
+
+    def count_processed(self, n: int = 1) -> None:
+        """Count ``n`` more rows taken from the inputs; a --max-errors percentage is first checked
+        at the 100th (see ``MaxErrors``), so call this with rows up to and including it."""
+        before = self.processed
+        self.processed += n
+        if self.bad and before < BUDGET_ROWS <= self.processed:
+            self._check_budget()
 
     def _advance(self, n: int) -> None:
         if self.progress is not None:

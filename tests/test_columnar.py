@@ -84,3 +84,19 @@ def test_max_errors_stops_at_the_same_row_in_a_later_chunk(in_tmp: Path) -> None
     assert summary["rejected"] == 2 and summary["accepted"] == BAD_LINES[1] - 3
     assert len(lines) == BAD_LINES[1] - 3
     assert [row["_row"] for row in failures] == [str(n) for n in BAD_LINES]
+
+
+def test_a_max_errors_percentage_stops_at_the_hundredth_row_within_a_run_of_clean_rows(in_tmp: Path) -> None:
+    path = in_tmp / "early.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "country", "plan"])
+        for line in range(2, 302):
+            # 5 rejected rows first; the row after the 100th has a warning (a row prepared on its own).
+            writer.writerow(["" if line <= 6 else f"C{line:06d}", "Atlantis" if line == 102 else "ES", "gold"])
+    code, summary, lines, failures = _run(path, "--max-errors", "1%")
+    assert [row["_row"] for row in failures] == ["2", "3", "4", "5", "6"]
+    # 5% of the first 100 rows were rejected: the run stops right after the 100th row, not later.
+    assert code != 0 and summary["aborted"]
+    assert (summary["rows"], summary["rejected"], summary["accepted"]) == (100, 5, 95)
+    assert len(lines) == 95 and lines[-1]["code"] == "C000101"

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from biteral_cli import __version__
+from biteral_cli.entities.customers import CUSTOMERS
 from biteral_cli.errors import ConfigError, UsageError
 
 # An endpoint is a plain path: no scheme, host, query, fragment or climbing out with '..'.
@@ -143,7 +144,7 @@ class UploadSettings:
     allow_insecure_http: bool = False
     max_consecutive_failures: int = 10
     user_agent: str = f"biteral-import/{__version__}"
-    endpoint: str = "/customers"
+    endpoint: str = CUSTOMERS.path
     """The path batches are POSTed to: one per entity (``/customers``, ``/products``)."""
 
     def __post_init__(self) -> None:
