@@ -730,3 +730,49 @@ def test_summary_json_is_written_when_an_option_value_is_refused(in_tmp: Path) -
     assert result.exit_code == 2
     summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
     assert summary["exit_code"] == 2 and "--concurrency" in summary["error"]
+
+
+# -- found by tools/mutation.py: each test below failed on a mutant that had survived -------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_redacted_reports_mask_personal_cells_in_columns_and_extra_and_keep_the_rest(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"failures.{fmt}"
+    personal = {"Email", "Phone"}
+    with RowReport(path, fmt=fmt, columns=["code", "Email", "Plan"], redact=personal.__contains__) as report:  # type: ignore[arg-type]
+        cells = {"code": "C1", "Email": "ana@example.com", "Plan": "pro", "Phone": "+34600000000"}
+        report.add(SourceRow("in.csv", 2, cells), stage="validate", field="country", error="bad")
+        report.add(
+            SourceRow("in.csv", 3, {"code": "C2", "Email": "", "Plan": "", "Phone": ""}),
+            stage="api",
+            field="",
+            error="x",
+        )
+    if fmt == "csv":
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        extras = [json.loads(r.pop("_extra")) for r in rows]
+        assert [(r["code"], r["Email"], r["Plan"]) for r in rows] == [("C1", "[redacted]", "pro"), ("C2", "", "")]
+        assert extras == [{"Phone": "[redacted]"}, {"Phone": ""}]
+    else:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert [{k: r[k] for k in ("code", "Email", "Plan", "Phone")} for r in rows] == [
+            {"code": "C1", "Email": "[redacted]", "Plan": "pro", "Phone": "[redacted]"},
+            {"code": "C2", "Email": "", "Plan": "", "Phone": ""},
+        ]
+    assert os.stat(path).st_mode & 0o777 == 0o600  # row data: its owner only
+
+
+def test_the_summary_of_a_run_that_ended_before_any_row_counts_nothing() -> None:
+    figures = Summary.for_error("--shard must be K/N", 2).to_json()
+    counts = {key: figures[key] for key in ("rows", "accepted", "rejected", "failed", "skipped", "batches", "retries")}
+    assert counts == dict.fromkeys(counts, 0)
+    assert (figures["duration_s"], figures["settled_rate"], figures["exit_code"]) == (0.0, None, 2)
+    assert figures["aborted"] == figures["error"] == "--shard must be K/N"
+
+
+def test_the_summary_carries_the_settled_rate() -> None:
+    summary = Summary.from_tally(
+        Tally(), batches=3, retries=1, duration_s=2.0, aborted=None, exit_code=0, settled_rate=4.5
+    )
+    assert summary.to_json()["settled_rate"] == 4.5
