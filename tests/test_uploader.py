@@ -149,6 +149,8 @@ def test_secret_never_shows_itself() -> None:
     assert repr(secret) == str(secret) == f"{secret}" == "****WXYZ" == secret.masked()
     assert secret.reveal() == KEY
     assert Secret("abc").masked() == "****"  # a short key is not half given away
+    # The boundary, pinned (a mutant moved it): from 8 characters on, the last four are shown.
+    assert (Secret("abcdefg").masked(), Secret("abcdefgh").masked()) == ("****", "****efgh")
     settings = UploadSettings(api_url="https://api.biteral.ai", api_key=secret)
     assert KEY not in repr(settings)
 
