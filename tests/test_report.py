@@ -776,3 +776,35 @@ def test_the_summary_carries_the_settled_rate() -> None:
         Tally(), batches=3, retries=1, duration_s=2.0, aborted=None, exit_code=0, settled_rate=4.5
     )
     assert summary.to_json()["settled_rate"] == 4.5
+
+
+def test_warnings_add_up_per_file_and_per_reason_and_registering_again_keeps_the_counts() -> None:
+    tally = Tally()
+    tally.register("a.csv")
+    tally.add("a.csv", "accepted")
+    tally.warn("a.csv", "country: ambiguous")
+    tally.warn("a.csv", "country: ambiguous", 2)
+    tally.warn("b.csv", "gender: M undecided")
+    tally.register("a.csv")  # the same input named twice must not reset what it counted
+    assert (tally.files["a.csv"].rows, tally.files["a.csv"].warnings, tally.files["b.csv"].warnings) == (1, 3, 1)
+    assert dict(tally.warning_reasons) == {"country: ambiguous": 3, "gender: M undecided": 1}
+    assert tally.totals.warnings == 4
+
+
+def test_a_cell_missing_from_a_row_is_an_empty_report_cell(tmp_path: Path) -> None:
+    # JSON Lines rows need not share keys; "null" in the report would be sent back as text.
+    path = tmp_path / "failures.csv"
+    with RowReport(path, columns=["code", "city"]) as report:
+        report.add(SourceRow("in.jsonl", 1, {"code": "C1"}), stage="validate", field="code", error="x")
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["code"], row["city"]) == ("C1", "")
+
+
+def test_the_quiet_line_of_a_dry_run_says_so() -> None:
+    tally = Tally()
+    tally.add("in.csv", "accepted")
+    summary = Summary.from_tally(tally, batches=0, retries=0, duration_s=0.1, aborted=None, exit_code=0, dry_run=True)
+    assert (
+        summary_line(summary) == "biteral-import: 1 rows: 1 accepted, 0 rejected, 0 failed, 0 skipped (dry run, exit 0)"
+    )
