@@ -36,13 +36,14 @@ def _fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", decomposed).casefold().split())
 
 
+def _names_of(country: object) -> set[str]:
+    """A pycountry country's English names: ISO name, common and official name where it has them."""
+    names = (getattr(country, attr, None) for attr in ("name", "common_name", "official_name"))
+    return {name for name in names if name}
+
+
 def _english_names() -> set[str]:
-    return {
-        _fold(name)
-        for c in pycountry.countries
-        for name in (c.name, getattr(c, "common_name", None), getattr(c, "official_name", None))
-        if name
-    }
+    return {_fold(name) for c in pycountry.countries for name in _names_of(c)}
 
 
 def _cldr_owners() -> dict[str, dict[str, str]]:
@@ -84,7 +85,7 @@ def names_meaning_two_countries() -> dict[str, set[str]]:
     for catalog in _pycountry_catalogs().values():
         named: dict[str, dict[str, str]] = {}
         for c in pycountry.countries:
-            for english_name in {c.name, getattr(c, "common_name", None), getattr(c, "official_name", None)} - {None}:
+            for english_name in _names_of(c):
                 translated = catalog.get(english_name)
                 if translated and translated != english_name:
                     for text in {translated, translated.split(",")[0].strip()}:

@@ -8,7 +8,6 @@ no sandbox started — never the wording, which the options layer is free to cha
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,8 +224,3 @@ def test_max_errors_count_is_a_number_of_rows_not_a_share() -> None:
     result = CliRunner().invoke(app, ["in.csv", "--dry-run", "--max-errors", "3", "--summary-json", "s.json"])
     assert result.exit_code == 1, result.output  # three is within a budget of three
     assert json.loads(Path("s.json").read_text(encoding="utf-8"))["rows"] == 50
-
-
-def test_the_environment_is_not_read_for_options_here() -> None:
-    """Guard of this file's own isolation: in_tmp removed every BITERAL_ variable of the shell."""
-    assert not [name for name in os.environ if name.startswith("BITERAL_")]

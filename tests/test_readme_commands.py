@@ -99,7 +99,9 @@ def _lay_out_placeholders(tmp: Path) -> None:
     shutil.copytree(ROOT / "sample_data", tmp / "sample_data")
     # The cron recipe runs on the mapping that the README's first step wrote and the user reviewed.
     written = CliRunner().invoke(
-        app, ["map", str(tmp / "exports/customers.csv"), "--write-mapping", str(tmp / "customers.toml")], env={}
+        app,
+        ["map", str(tmp / "exports/customers.csv"), "--write-mapping", str(tmp / "customers.toml")],
+        env=dict.fromkeys(name for name in os.environ if name.startswith("BITERAL_")),  # None unsets: no shell leaks in
     )
     assert written.exit_code == 0, written.output
 

@@ -733,3 +733,81 @@ def test_summary_json_is_written_when_an_option_value_is_refused(in_tmp: Path) -
     assert result.exit_code == 2
     summary = json.loads(Path("s.json").read_text(encoding="utf-8"))
     assert summary["exit_code"] == 2 and "--concurrency" in summary["error"]
+
+
+# -- found by tools/mutation.py: each test below failed on a mutant that had survived -------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_redacted_reports_mask_personal_cells_in_columns_and_extra_and_keep_the_rest(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"failures.{fmt}"
+    personal = {"Email", "Phone"}
+    with RowReport(path, fmt=fmt, columns=["code", "Email", "Plan"], redact=personal.__contains__) as report:  # type: ignore[arg-type]
+        cells = {"code": "C1", "Email": "ana@example.com", "Plan": "pro", "Phone": "+34600000000"}
+        report.add(SourceRow("in.csv", 2, cells), stage="validate", field="country", error="bad")
+        report.add(
+            SourceRow("in.csv", 3, {"code": "C2", "Email": "", "Plan": "", "Phone": ""}),
+            stage="api",
+            field="",
+            error="x",
+        )
+    if fmt == "csv":
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        extras = [json.loads(r.pop("_extra")) for r in rows]
+        assert [(r["code"], r["Email"], r["Plan"]) for r in rows] == [("C1", "[redacted]", "pro"), ("C2", "", "")]
+        assert extras == [{"Phone": "[redacted]"}, {"Phone": ""}]
+    else:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert [{k: r[k] for k in ("code", "Email", "Plan", "Phone")} for r in rows] == [
+            {"code": "C1", "Email": "[redacted]", "Plan": "pro", "Phone": "[redacted]"},
+            {"code": "C2", "Email": "", "Plan": "", "Phone": ""},
+        ]
+    assert os.stat(path).st_mode & 0o777 == 0o600  # row data: its owner only
+
+
+def test_the_summary_of_a_run_that_ended_before_any_row_counts_nothing() -> None:
+    figures = Summary.for_error("--shard must be K/N", 2).to_json()
+    counts = {key: figures[key] for key in ("rows", "accepted", "rejected", "failed", "skipped", "batches", "retries")}
+    assert counts == dict.fromkeys(counts, 0)
+    assert (figures["duration_s"], figures["settled_rate"], figures["exit_code"]) == (0.0, None, 2)
+    assert figures["aborted"] == figures["error"] == "--shard must be K/N"
+
+
+def test_the_summary_carries_the_settled_rate() -> None:
+    summary = Summary.from_tally(
+        Tally(), batches=3, retries=1, duration_s=2.0, aborted=None, exit_code=0, settled_rate=4.5
+    )
+    assert summary.to_json()["settled_rate"] == 4.5
+
+
+def test_warnings_add_up_per_file_and_per_reason_and_registering_again_keeps_the_counts() -> None:
+    tally = Tally()
+    tally.register("a.csv")
+    tally.add("a.csv", "accepted")
+    tally.warn("a.csv", "country: ambiguous")
+    tally.warn("a.csv", "country: ambiguous", 2)
+    tally.warn("b.csv", "gender: M undecided")
+    tally.register("a.csv")  # the same input named twice must not reset what it counted
+    assert (tally.files["a.csv"].rows, tally.files["a.csv"].warnings, tally.files["b.csv"].warnings) == (1, 3, 1)
+    assert dict(tally.warning_reasons) == {"country: ambiguous": 3, "gender: M undecided": 1}
+    assert tally.totals.warnings == 4
+
+
+def test_a_cell_missing_from_a_row_is_an_empty_report_cell(tmp_path: Path) -> None:
+    # JSON Lines rows need not share keys; "null" in the report would be sent back as text.
+    path = tmp_path / "failures.csv"
+    with RowReport(path, columns=["code", "city"]) as report:
+        report.add(SourceRow("in.jsonl", 1, {"code": "C1"}), stage="validate", field="code", error="x")
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["code"], row["city"]) == ("C1", "")
+
+
+def test_the_quiet_line_of_a_dry_run_says_so() -> None:
+    tally = Tally()
+    tally.add("in.csv", "accepted")
+    summary = Summary.from_tally(tally, batches=0, retries=0, duration_s=0.1, aborted=None, exit_code=0, dry_run=True)
+    assert (
+        summary_line(summary) == "biteral-import: 1 rows: 1 accepted, 0 rejected, 0 failed, 0 skipped (dry run, exit 0)"
+    )

@@ -150,6 +150,8 @@ def test_secret_never_shows_itself() -> None:
     assert repr(secret) == str(secret) == f"{secret}" == "****WXYZ" == secret.masked()
     assert secret.reveal() == KEY
     assert Secret("abc").masked() == "****"  # a short key is not half given away
+    # The boundary, pinned (a mutant moved it): from 8 characters on, the last four are shown.
+    assert (Secret("abcdefg").masked(), Secret("abcdefgh").masked()) == ("****", "****efgh")
     settings = UploadSettings(api_url="https://api.biteral.ai", api_key=secret)
     assert KEY not in repr(settings)
 
@@ -820,3 +822,46 @@ def test_a_used_up_quota_at_get_status_stops_before_sending(respx_mock: respx.Mo
     with pytest.raises(RateLimitedError, match=r"quota_exceeded\): the API asked to come back in 2h 00m, at .* UTC"):
         asyncio.run(check_status(mocked_settings()))
     assert respx_mock.calls.call_count == 1  # no waiting hours, no retrying into the quota
+
+
+# -- found by tools/mutation.py: each test below failed on a mutant that had survived -------------
+
+
+def _bad_country(index: int) -> httpx.Response:
+    error = {"field": f"[{index}].country", "code": "invalid_country", "description": "not a country"}
+    return httpx.Response(400, json={"object": "error", "payload": {"fieldErrors": [{"payload": error}]}})
+
+
+@respx.mock(assert_all_mocked=True)
+def test_batches_rejected_for_their_data_never_count_as_an_api_outage(respx_mock: respx.MockRouter) -> None:
+    # Every batch names its first customer as bad: each customer ends rejected, one by one, and a
+    # long run of 400s is bad data, not the API failing "N times in a row".
+    respx_mock.post(f"{API}/customers").mock(side_effect=lambda request: _bad_country(0))
+    rec = Recorder()
+    result = run(chunks(customers(36), 3), mocked_settings(concurrency=1, max_consecutive_failures=2), rec)
+    assert not rec.failed and not rec.accepted
+    assert sorted(i.seq for i, _ in rec.rejected) == list(range(36))
+    assert {(e.field, e.code, e.description) for _, errors in rec.rejected for e in errors} == {
+        ("country", "invalid_country", "not a country")
+    }
+    assert result.status_counts == {400: 36}
+
+
+@respx.mock(assert_all_mocked=True)
+def test_an_error_naming_an_index_past_the_batch_splits_it_instead_of_crashing(respx_mock: respx.MockRouter) -> None:
+    respx_mock.post(f"{API}/customers").mock(side_effect=lambda request: _bad_country(3))
+    rec = Recorder()
+    run([customers(3)], mocked_settings(concurrency=1), rec)
+    assert sorted(i.seq for i, _ in rec.rejected) == [0, 1, 2] and not rec.failed
+
+
+@respx.mock(assert_all_mocked=True)
+def test_the_run_stops_after_exactly_max_consecutive_failures(respx_mock: respx.MockRouter) -> None:
+    answers = itertools.chain([httpx.Response(200, json={})], itertools.repeat(httpx.Response(500, json={})))
+    route = respx_mock.post(f"{API}/customers").mock(side_effect=lambda request: next(answers))
+    rec = Recorder()
+    settings = mocked_settings(concurrency=1, max_retries=0, max_consecutive_failures=3)
+    with pytest.raises(ApiUnavailableError, match="3 times in a row"):
+        run(chunks(customers(40), 2), settings, rec)
+    assert route.call_count == 1 + 3  # one success, then three failures in a row, and no more
+    assert len(rec.accepted) == 2

@@ -7,7 +7,8 @@ Each module gets a working copy under mutants/<module>/ (biteral_cli, tests, sam
 mutmut config naming that module and its test files only), where mutmut 3 mutates only that module
 and runs, for each mutant, the tests that reach the mutated function. The location tables are built
 once into mutants/xdg-cache and shared by every mutant (conftest's BITERAL_IMPORT_TEST_CACHE).
-Re-running continues where the last run stopped. The score and surviving mutants of each module
+Each run starts afresh (mutmut would keep the verdicts of a run made before new tests were added);
+--resume continues an interrupted run instead. The score and surviving mutants of each module
 are printed and written to mutants/<module>/score.txt (mutmut's own output goes to mutmut.log
 there); `mutmut show NAME`, run inside mutants/<module>, prints a mutant's diff.
 """
@@ -47,9 +48,11 @@ COPIED = ("biteral_cli", "tests", "sample_data", "pyproject.toml", "README.md")
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
-def prepare(module: str) -> Path:
-    """A fresh working copy for ``module`` with its mutmut config; earlier results are kept."""
+def prepare(module: str, *, resume: bool) -> Path:
+    """A fresh working copy for ``module`` with its mutmut config; with ``resume``, earlier verdicts are kept."""
     work = WORK / module
+    if not resume:
+        shutil.rmtree(work / "mutants", ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         source, target = ROOT / name, work / name
@@ -106,6 +109,7 @@ def score(module: str, work: Path, seconds: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run, keeping its verdicts")
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - set(MODULES))
@@ -116,7 +120,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITERAL_")}
     env["BITERAL_IMPORT_TEST_CACHE"] = str(cache)
     for module in args.modules or list(MODULES):
-        work = prepare(module)
+        work = prepare(module, resume=args.resume)
         started = time.monotonic()
         with open(work / "mutmut.log", "w", encoding="utf-8") as log:  # its progress line, kept out of sight
             command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
