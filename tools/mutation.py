@@ -1,7 +1,7 @@
 """Mutation testing of the modules where a silent bug loses or changes data (issue 15); not run in CI.
 
 Usage: .venv/bin/python tools/mutation.py [MODULE ...] [--max-children N]
-MODULE is one of: checkpoint, report, uploader, locations (default: all four, one after another).
+MODULE is one of: checkpoint, report, upload, locations (default: all four, one after another).
 
 Each module gets a working copy under mutants/<module>/ (biteral_cli, tests, sample_data and a
 mutmut config naming that module and its test files only), where mutmut 3 mutates only that module
@@ -32,7 +32,7 @@ WORK = ROOT / "mutants"
 MODULES: dict[str, list[str]] = {
     "checkpoint": ["tests/test_checkpoint.py", "tests/test_crash.py"],
     "report": ["tests/test_report.py"],
-    "uploader": ["tests/test_uploader.py"],
+    "upload": ["tests/test_uploader.py"],
     "locations": [
         "tests/test_locations.py",
         "tests/test_locations_codes.py",
@@ -41,6 +41,9 @@ MODULES: dict[str, list[str]] = {
         "tests/test_location_cache.py",
     ],
 }
+
+#: module -> what mutmut mutates (the upload engine became a package in issue 11).
+TARGETS = {"upload": "biteral_cli/upload/*"}
 
 COPIED = ("biteral_cli", "tests", "sample_data", "pyproject.toml", "README.md")
 
@@ -65,7 +68,7 @@ def prepare(module: str, *, resume: bool) -> Path:
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
         "source_paths = biteral_cli\n"
-        f"only_mutate = biteral_cli/{module}.py\n"
+        f"only_mutate = {TARGETS.get(module, f'biteral_cli/{module}.py')}\n"
         "also_copy =\n    sample_data\n    README.md\n"
         f"pytest_add_cli_args_test_selection =\n    {tests}\n"
         # Fixed order and no slow-test skipping: every mutant sees the same tests.
