@@ -271,6 +271,25 @@ PersonalDataOpt = Annotated[
         "metadata (exclude, the default) or are sent like any other (include).",
     ),
 ]
+# --entity products and its options (issue 14); see biteral_cli/entities/products.py
+EntityOpt = Annotated[
+    str, _opt("--entity", metavar="customers|products", help="What the file holds: customers (default) or products.")
+]
+CurrencyOpt = Annotated[
+    str | None,
+    _opt("--currency", metavar="CODE", help="Products: ISO 4217 currency of prices that name none (EUR, USD...)."),
+]
+PriceRuleOpt = Annotated[
+    str, _opt("--price-rule", metavar="lowest|first", help="Products: which variant's price is sent (default lowest).")
+]
+ExtraColumnsOpt = Annotated[
+    str,
+    _opt(
+        "--extra-columns",
+        metavar="attributes|metadata",
+        help="Products: unmapped descriptive columns become attributes (default) or metadata.",
+    ),
+]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help=f"Options file (default: ./{CONFIG_NAME} if present).")
 ]
@@ -510,6 +529,10 @@ def import_command(
         bool,
         _opt("--verbose", "-v", help="Log every request (never the key)."),
     ] = False,
+    entity: EntityOpt = "customers",
+    currency: CurrencyOpt = None,
+    price_rule: PriceRuleOpt = "lowest",
+    extra_columns: ExtraColumnsOpt = "attributes",
     config: ConfigOpt = None,
 ) -> None:
     """Import customers from FILE... into Biteral.
@@ -579,6 +602,10 @@ def import_command(
             quiet=quiet,
             json=json_out,
             verbose=verbose,
+            entity=entity,
+            currency=currency,
+            price_rule=price_rule,
+            extra_columns=extra_columns,
         )
         _setup_logging(verbose)
         if check:
@@ -662,6 +689,7 @@ def map_command(
         Path | None,
         typer.Option("--locations-report", metavar="PATH", help="Also write the locations review as CSV."),
     ] = None,
+    entity: EntityOpt = "customers",
     config: ConfigOpt = None,
 ) -> None:
     """Show how FILE's columns map to customer fields and a review of its places; optionally save the mapping."""
@@ -683,6 +711,11 @@ def map_command(
         if locations_report is not None:
             check_writable(locations_report)
         review = LocationReview()
+        if entity != "customers":
+            from .entities.products import map_products
+
+            map_products(file, options, entity, _parse_map(map or []), samples, write_mapping)
+            return
         with open_source(file, options, stdin=sys.stdin.buffer if file == "-" else None) as source:
             try:
                 chosen = build_mapping(source.headers, mapping_options)

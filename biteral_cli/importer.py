@@ -103,6 +103,9 @@ def _encode(payload: dict[str, object]) -> bytes:
         return _json_encode(payload).encode()
 
 
+#: Where each entity is sent (--entity).
+ENTITY_PATHS = {"customers": "/customers", "products": "/products"}
+
 #: The run's clock for its duration (a test replaces it; asyncio keeps the real one).
 _clock = time.monotonic
 
@@ -116,6 +119,12 @@ class Ref:
 
     row: SourceRow
     fingerprint: str
+    extra: tuple[SourceRow, ...] = ()  # a product's other rows (--entity products)
+
+    @property
+    def rows(self) -> tuple[SourceRow, ...]:
+        """Every input row this item was made from."""
+        return (self.row, *self.extra)
 
 
 @dataclass(slots=True)
@@ -237,9 +246,10 @@ class Run:
         fingerprints: list[tuple[str, str]] = []
         for item in items:
             ref: Ref = item.ref
-            self.tally.add(ref.row.source, "accepted")
-            if ref.row.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
-                confirmed.append((ref.row.source, ref.row.row))
+            for row in ref.rows:
+                self.tally.add(row.source, "accepted")
+                if row.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
+                    confirmed.append((row.source, row.row))
             fingerprints.append((item.code, ref.fingerprint))
             if len(self.shown_codes) < self.settings.show_stored:
                 self.shown_codes.append(item.code)
@@ -249,25 +259,27 @@ class Run:
             self.checkpoint.confirm([c for c in confirmed if self.checkpoint.tracks(c[0])])
         if self.state is not None:
             self.state.record(fingerprints)
-        self._advance(len(items))
+        self._advance(sum(len(item.ref.rows) for item in items))
 
     def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None:
         ref: Ref = item.ref
-        if not errors:
-            self.reject(ref.row, "api", "", "rejected by the API (400) without a reason")
-        else:
-            message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
-            field = ",".join(dict.fromkeys(e.field for e in errors))
-            self.reject(ref.row, "api", field, message, reason=f"{errors[0].field}: {errors[0].code}")
-        self._advance(1)
+        for row in ref.rows:
+            if not errors:
+                self.reject(row, "api", "", "rejected by the API (400) without a reason")
+            else:
+                message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
+                field = ",".join(dict.fromkeys(e.field for e in errors))
+                self.reject(row, "api", field, message, reason=f"{errors[0].field}: {errors[0].code}")
+        self._advance(len(ref.rows))
 
     def on_failed(self, items: Sequence[Item], reason: str) -> None:
         if reason.endswith(": interrupted") and self.stop_reason:
             # The uploader only knows it was stopped; we know why.
             reason = reason.removesuffix("interrupted") + self.stop_reason
-        for item in items:
-            self.fail(item.ref.row, reason)
-        self._advance(len(items))
+        rows = [row for item in items for row in item.ref.rows]
+        for row in rows:
+            self.fail(row, reason)
+        self._advance(len(rows))
 
     def on_retry(self, reason: str, delay_s: float) -> None:
         self.retries += 1
@@ -285,6 +297,11 @@ class Run:
     # -- the stream -----------------------------------------------------------------------------
     def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
         """Read, map and normalize every row; yield what should be sent, account for the rest."""
+        if self.settings.entity == "products":
+            from .entities.product_import import product_items
+
+            yield from product_items(self, inputs, _encode)
+            return
         seq = itertools.count()
         for one in inputs:
             source, mapping, sample, broken, normalizer = (
@@ -387,7 +404,8 @@ class Run:
             unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
             for item, same in zip(chunk, unchanged, strict=True):
                 if same:
-                    self.tally.add(item.ref.row.source, "skipped")
+                    for row in item.ref.rows:
+                        self.tally.add(row.source, "skipped")
                     continue
                 if output is not None:
                     output.write(item.body + b"\n")
@@ -429,7 +447,13 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
         for name in settings.inputs:
             source = open_source(name, options, stdin=stdin)
             try:
-                mapping = build_mapping(source.headers, mapping_options)
+                if settings.entity == "products":
+                    from .entities.product_import import product_options
+                    from .entities.products import build_product_mapping
+
+                    mapping: Mapping = build_product_mapping(source.headers, product_options(settings))
+                else:
+                    mapping = build_mapping(source.headers, mapping_options)
             except InputError as exc:
                 source.close()  # no column is usable: say where the right ones may be
                 raise InputError(f"{exc}{source.hint()}") from exc
@@ -488,6 +512,8 @@ def prepare_inputs(
 
 
 _M_RULE = "gender 'M' means"
+CUSTOMER_FIELDS = ("code", "isActive", "country", "state", "city", "yearBorn", "gender")
+PRODUCT_FIELDS = ("code", "title", "description", "price", "brand", "category", "imageUrl", "url", "isActive")
 _M_TEXT = {1: "male (1)", 2: "female (2)", None: "undecided (not sent)"}
 _M_VALUES = {text: value for value, text in _M_TEXT.items() if value is not None}
 
@@ -506,7 +532,8 @@ def decisions_of(settings: ImportSettings, inputs: Sequence[Input]) -> dict[str,
         def put(name: str, value: str, guarded: bool = True, index: int = index) -> None:
             decided[_decision_name(len(inputs), index, name)] = Decision(value, guarded)
 
-        for fld in ("code", "isActive", "country", "state", "city", "yearBorn", "gender"):
+        fields = PRODUCT_FIELDS if settings.entity == "products" else CUSTOMER_FIELDS
+        for fld in fields:
             put(f"column for {fld}", mapping.field_column(fld) or NO_COLUMN)
         put("code sent as", "sha256 hex" if settings.hash_code else "the value")
         if mapping.field_column("gender") is not None:
@@ -557,6 +584,19 @@ ReopenFn = Callable[[str], contextlib.AbstractContextManager[Source]]
 MASS_CHANGE_EXAMPLES = 5
 
 
+def _fingerprints(run: Run, one: Input, source: Source) -> Iterator[tuple[str, str]]:
+    """(code, fingerprint) of what each row (or product) of ``source`` would send."""
+    if run.settings.entity == "products":
+        from .entities.product_import import product_fingerprints
+
+        yield from product_fingerprints(run, one, source, _encode)
+        return
+    for row in source.rows():
+        pair = run.fingerprint_of(row, one)
+        if pair is not None:
+            yield pair
+
+
 def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reopen: ReopenFn) -> None:
     """Refuse (exit 2) a run that would change more than --max-changed of the customers the state
     knows: a pre-pass over the input, streamed, comparing fingerprints a chunk at a time."""
@@ -569,8 +609,7 @@ def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reope
     for one in inputs:
         with reopen(one.source.name) as source:
             try:
-                for chunk in chunks(source.rows(), STATE_CHUNK):
-                    pairs = [p for p in (run.fingerprint_of(row, one) for row in chunk) if p is not None]
+                for pairs in chunks(_fingerprints(run, one, source), STATE_CHUNK):
                     stored = state.stored_many([code for code, _ in pairs])
                     for code, fp in pairs:
                         if stored.get(code, fp) != fp:
@@ -608,9 +647,10 @@ async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) ->
     if endpoint is None:  # --dry-run: everything but the sending
         for batch in stream:
             run.batches_sent += 1
-            for item in batch:
-                run.tally.add(item.ref.row.source, "accepted")
-            run._advance(len(batch))
+            rows = [row for item in batch for row in item.ref.rows]
+            for row in rows:
+                run.tally.add(row.source, "accepted")
+            run._advance(len(rows))
         return
     result = UploadResult()
     try:
@@ -625,7 +665,8 @@ async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) ->
     reason = f"not sent: {run.stop_reason}" if run.stop_reason else "not sent"
     for batch in stream:
         for item in batch:
-            run.fail(item.ref.row, reason)
+            for row in item.ref.rows:
+                run.fail(row, reason)
 
 
 def _install_signal_handlers(run: Run) -> list[signal.Signals]:
@@ -659,15 +700,15 @@ def _exit_code(run: Run) -> int:
     return EXIT_SOME_FAILED if totals.rejected or totals.failed else EXIT_OK
 
 
-def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str]) -> None:
-    """Print a few customers as the API returns them, so the user sees what landed."""
+def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str], path: str = "/customers") -> None:
+    """Print a few customers (or products) as the API returns them, so the user sees what landed."""
     if not codes:
         return
-    console.print("Stored in the sandbox, as GET /customers returns them:", style="bold")
+    console.print(f"Stored in the sandbox, as GET {path} returns them:", style="bold")
     headers = {"X-API-Key": endpoint.key.reveal(), "X-API-Version": "1", "Accept": "application/json"}
     with httpx.Client(base_url=endpoint.url, headers=headers, timeout=10) as client:
         for code in codes:
-            response = client.get("/customers", params={"code": code})
+            response = client.get(path, params={"code": code})
             if response.status_code == 200:
                 payload = response.json().get("payload", {})
                 console.print("  " + json.dumps(payload, ensure_ascii=False), highlight=False, soft_wrap=True)
@@ -717,7 +758,7 @@ def run_import(
                 run.state.record_decisions(decided)
         summary = _run(run, stack, inputs, endpoint)
         if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
-            show_stored(out, endpoint, run.shown_codes)
+            show_stored(out, endpoint, run.shown_codes, ENTITY_PATHS[settings.entity])
     return summary
 
 
@@ -753,6 +794,7 @@ def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSetti
         rate=settings.rate,
         timeout_s=settings.timeout_s,
         allow_insecure_http=settings.allow_insecure_http,
+        endpoint=ENTITY_PATHS[settings.entity],
     )
 
 

@@ -529,6 +529,19 @@ def _ordered(payload: dict[str, Any]) -> dict[str, Any]:
     return {name: payload[name] for name in _FIELDS if name in payload}
 
 
+def merged(before: dict[str, Any] | None, change: dict[str, Any]) -> dict[str, Any]:
+    """A stored record after an upsert: fields left out keep their value, ``None`` removes one."""
+    payload = dict(before or {})
+    for key, value in change.items():
+        if value is None:
+            payload.pop(key, None)
+        else:
+            payload[key] = value
+    # Absent isActive means active: removing it is the same as setting true.
+    payload.setdefault("isActive", True)
+    return payload
+
+
 class _Store:
     """The customers table in one SQLite connection shared by the server's event loop."""
 
@@ -580,59 +593,55 @@ class _Store:
     def upsert_all(self, changes: list[dict[str, Any]]) -> tuple[int, int]:
         """Apply the changes in order in one transaction; return (written, unchanged) counts."""
         written = unchanged = 0
+        with self.transaction():
+            # One read and at most two writes per batch, however many customers it holds;
+            # a code repeated within the batch sees the earlier change, as in order one by one.
+            current = self._payloads([change["code"] for change in changes])
+            existing = set(current)
+            updated: dict[str, bool] = {}  # code written -> changed after it existed
+            for change in changes:
+                code = change["code"]
+                before = current.get(code)
+                payload = merged(before, change)
+                if before is not None and payload == before:
+                    unchanged += 1
+                    continue
+                current[code] = payload
+                updated[code] = updated.get(code, False) or before is not None
+                written += 1
+            now = _now()
+            new = [code for code in updated if code not in existing]
+            ids = os.urandom(10 * len(new)).hex()
+            self.conn.executemany(
+                "INSERT INTO customers (code, id, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        code,
+                        f"cus_{ids[20 * i : 20 * i + 20]}",
+                        json.dumps(_ordered(current[code])),
+                        now,
+                        now if updated[code] else None,  # created, then changed within this batch
+                    )
+                    for i, code in enumerate(new)
+                ],
+            )
+            self.conn.executemany(
+                "UPDATE customers SET payload = ?, updated_at = ? WHERE code = ?",
+                [(json.dumps(_ordered(current[code])), now, code) for code in updated if code in existing],
+            )
+        return written, unchanged
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock and one write transaction: committed at the end, rolled back on any error."""
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                # One read and at most two writes per batch, however many customers it holds;
-                # a code repeated within the batch sees the earlier change, as in order one by one.
-                current = self._payloads([change["code"] for change in changes])
-                existing = set(current)
-                updated: dict[str, bool] = {}  # code written -> changed after it existed
-                for change in changes:
-                    code = change["code"]
-                    before = current.get(code)
-                    if before is None:
-                        payload = {k: v for k, v in change.items() if v is not None}
-                    else:
-                        payload = dict(before)
-                        for key, value in change.items():
-                            if value is None:
-                                payload.pop(key, None)
-                            else:
-                                payload[key] = value
-                    # Absent isActive means active: removing it is the same as setting true.
-                    payload.setdefault("isActive", True)
-                    if before is not None and payload == before:
-                        unchanged += 1
-                        continue
-                    current[code] = payload
-                    updated[code] = updated.get(code, False) or before is not None
-                    written += 1
-                now = _now()
-                new = [code for code in updated if code not in existing]
-                ids = os.urandom(10 * len(new)).hex()
-                self.conn.executemany(
-                    "INSERT INTO customers (code, id, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            code,
-                            f"cus_{ids[20 * i : 20 * i + 20]}",
-                            json.dumps(_ordered(current[code])),
-                            now,
-                            now if updated[code] else None,  # created, then changed within this batch
-                        )
-                        for i, code in enumerate(new)
-                    ],
-                )
-                self.conn.executemany(
-                    "UPDATE customers SET payload = ?, updated_at = ? WHERE code = ?",
-                    [(json.dumps(_ordered(current[code])), now, code) for code in updated if code in existing],
-                )
-                self.conn.execute("COMMIT")
+                yield
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
-        return written, unchanged
+            self.conn.execute("COMMIT")
 
     def delete(self, *, code: str | None = None, id_: str | None = None) -> dict[str, Any] | None:
         """Delete a customer by code or id; return what was deleted, or None."""
@@ -822,11 +831,15 @@ class _Sandbox:
         await self.answer_at(request)
         return response
 
-    async def _customers(self, request: Request) -> Response:
+    async def admit(self, request: Request) -> Response | None:
+        """Count a POST, then ``guard`` it as a data request (injected faults included)."""
         if request.method == "POST":
             with self.stats._lock:
                 self.stats.posts += 1
-        denied = await self.guard(request, inject_errors=True)
+        return await self.guard(request, inject_errors=True)
+
+    async def _customers(self, request: Request) -> Response:
+        denied = await self.admit(request)
         if denied is not None:
             return denied
         if request.method == "POST":
@@ -862,7 +875,9 @@ class _Sandbox:
             }
         )
 
-    async def post_customers(self, request: Request) -> Response:
+    async def read_batch(self, request: Request) -> tuple[list[Any], bool] | Response:
+        """The items of a POST body (one object or an array of 1 to 100) and whether it was an
+        array, or the error response (413, 400) that refuses the body."""
         try:
             raw = await self.read_body(request)
         except _BodyTooLarge:
@@ -872,16 +887,33 @@ class _Sandbox:
         except (ValueError, RecursionError):
             return _bad_request("invalid_json")
         if isinstance(body, dict):
-            items, batch = [body], False
-        elif isinstance(body, list):
-            items, batch = body, True
-            if not items:
-                return _bad_request("empty_batch")
-            if len(items) > MAX_BATCH_ITEMS:
-                return _bad_request("too_many_items")
-        else:
+            return [body], False
+        if not isinstance(body, list):
             return _bad_request("invalid_body")
+        if not body:
+            return _bad_request("empty_batch")
+        if len(body) > MAX_BATCH_ITEMS:
+            return _bad_request("too_many_items")
+        return body, True
 
+    async def after_post(self, request: Request, received: int, written: int, unchanged: int) -> None:
+        """Count a stored batch and, with --drop-response-rate, hold its answer back."""
+        with self.stats._lock:
+            self.stats.items_received += received
+            self.stats.stored_writes += written
+            self.stats.unchanged_writes += unchanged
+        s = self.settings
+        if s.drop_response_rate and self.random.random() < s.drop_response_rate:
+            with self.stats._lock:
+                self.stats.dropped_responses += 1
+            await self.answer_at(request)
+            await self.sleep(s.drop_response_delay_s)
+
+    async def post_customers(self, request: Request) -> Response:
+        parsed = await self.read_batch(request)
+        if isinstance(parsed, Response):
+            return parsed
+        items, batch = parsed
         changes: list[dict[str, Any]] = []
         field_errors: list[_FieldError] = []
         for index, item in enumerate(items):
@@ -904,16 +936,7 @@ class _Sandbox:
             return _bad_request("invalid_request", field_errors)
 
         written, unchanged = self.store.upsert_all(changes)
-        with self.stats._lock:
-            self.stats.items_received += len(changes)
-            self.stats.stored_writes += written
-            self.stats.unchanged_writes += unchanged
-        s = self.settings
-        if s.drop_response_rate and self.random.random() < s.drop_response_rate:
-            with self.stats._lock:
-                self.stats.dropped_responses += 1
-            await self.answer_at(request)
-            await self.sleep(s.drop_response_delay_s)
+        await self.after_post(request, len(changes), written, unchanged)
         return JSONResponse({"object": "customers_ingest", "payload": {"received": len(changes)}})
 
 
@@ -962,11 +985,15 @@ def create_app(settings: SandboxSettings) -> Starlette:
 
     With ``settings.db`` None the data lives in memory (``running_sandbox`` uses a temporary file).
     """
+    from .sandbox_products import products_endpoint
+
     sandbox = _Sandbox(settings)
     app = Starlette(
         routes=[
             Route("/status", sandbox.status, methods=["GET"]),
             Route("/customers", sandbox.customers, methods=["GET", "POST", "DELETE"]),
+            # Products live in their own module and table (issue 14).
+            Route("/products", products_endpoint(sandbox), methods=["GET", "POST", "DELETE"]),
         ],
         exception_handlers={HTTPException: _http_error},
     )

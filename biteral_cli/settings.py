@@ -114,6 +114,11 @@ class ImportSettings:
     json: bool = False
     verbose: bool = False
     show_stored: int = 5
+    # products (--entity products); see biteral_cli/entities/products.py
+    entity: str = "customers"
+    currency: str | None = None
+    price_rule: str = "lowest"
+    extra_columns: str = "attributes"
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -148,6 +153,7 @@ class ImportSettings:
                 raise UsageError(f"--code-column {self.code_column!r} and --map code={pinned!r} disagree; give one")
         if not 0 <= self.max_changed <= 100:
             raise UsageError(f"--max-changed must be a percentage from 0% to 100%, not {self.max_changed:g}%")
+        self._check_entity()
         if self.quiet and self.verbose:
             raise UsageError("--quiet and --verbose cannot be combined")
         if self.json and self.verbose:
@@ -157,6 +163,29 @@ class ImportSettings:
                 "no API key: set BITERAL_API_KEY or pass --api-key-file PATH "
                 "(or use --sandbox to try the tool locally, or --dry-run to send nothing)"
             )
+
+    def _check_entity(self) -> None:
+        """--entity and the options only products take (their values are checked by ProductOptions)."""
+        if self.entity not in ("customers", "products"):
+            raise UsageError(f"--entity must be customers or products, not {self.entity!r}")
+        if self.entity == "products":
+            from .entities.products import ProductOptions
+
+            ProductOptions(currency=self.currency, price_rule=self.price_rule, extra_columns=self.extra_columns)
+            if self.mapping_file is not None:
+                raise UsageError("--mapping files describe customer columns; for products use --map FIELD=COLUMN")
+            return
+        given = [
+            flag
+            for flag, value, default in (
+                ("--currency", self.currency, None),
+                ("--price-rule", self.price_rule, "lowest"),
+                ("--extra-columns", self.extra_columns, "attributes"),
+            )
+            if value != default
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to --entity products")
 
     @property
     def unattended(self) -> bool:

@@ -195,6 +195,8 @@ class UploadSettings:
     allow_insecure_http: bool = False
     max_consecutive_failures: int = 10
     user_agent: str = f"biteral-import/{__version__}"
+    endpoint: str = "/customers"
+    """The path batches are posted to (``/products`` for --entity products)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.api_key, str):
@@ -671,7 +673,7 @@ class _Run:
             self.learner.on_sent(sent_at)
             started = time.perf_counter()
             try:
-                response = await self.client.post("/customers", content=body)
+                response = await self.client.post(self.settings.endpoint, content=body)
             except httpx.TimeoutException:
                 problem = f"no answer within {self.settings.timeout_s:g}s"
                 return (None, problem, time.perf_counter() - started, sent_at)
@@ -739,7 +741,8 @@ class _Run:
             if status is not None:
                 self.result.status_counts[status] = self.result.status_counts.get(status, 0) + 1
             log.debug(
-                "POST /customers -> %s in %.3fs (%d items, attempt %d)",
+                "POST %s -> %s in %.3fs (%d items, attempt %d)",
+                self.settings.endpoint,
                 status if status is not None else problem,
                 elapsed,
                 len(items),

@@ -1,0 +1,1 @@
+"""What each kind of record the tool imports (customers, products) needs beyond the shared pipeline."""
