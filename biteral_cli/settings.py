@@ -172,6 +172,10 @@ class ImportSettings:
             from .entities.products import ProductOptions
 
             ProductOptions(currency=self.currency, price_rule=self.price_rule, extra_columns=self.extra_columns)
+            if self.metadata_columns is not None or not self.extra_metadata:
+                raise UsageError(
+                    "--metadata-columns and --no-extra-metadata are for customers; for products use --extra-columns"
+                )
             if self.mapping_file is not None:
                 raise UsageError("--mapping files describe customer columns; for products use --map FIELD=COLUMN")
             return

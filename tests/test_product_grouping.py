@@ -94,6 +94,12 @@ def test_woocommerce_variations_join_their_parent_by_sku_or_id() -> None:
     assert not shirt.warnings  # variations after other products are how WooCommerce exports
 
 
+def test_woocommerce_short_description_stands_in_for_an_empty_description() -> None:
+    text = "ID,Type,SKU,Name,Short description,Description,Regular price,Parent\n1,simple,a,A,<p>Short</p>,,5,\n"
+    payload = build(text, currency="EUR")[0].payload
+    assert payload is not None and payload["description"] == "Short" and "attributes" not in payload
+
+
 def test_a_variation_whose_parent_never_comes_is_rejected() -> None:
     results = build("ID,Type,SKU,Name,Regular price,Parent\n7,variation,x-red,X - Red,5,ghost\n", currency="EUR")
     assert results[0].payload is None and "ghost" in results[0].errors[0].message

@@ -77,12 +77,7 @@ CASES = [
             "brand": None,
             "category": "Shirts",
             "imageUrl": "https://shop.example.com/wp-content/uploads/2024/05/linen-shirt.jpg",
-            "attributes": {
-                "Color": "White, Sand",
-                "Size": "S, M, L",
-                "Short description": "Breathable linen shirt.",
-                "Tags": "summer",
-            },
+            "attributes": {"Color": "White, Sand", "Size": "S, M, L", "Tags": "summer"},
             "isActive": True,
         },
     ),
@@ -239,3 +234,45 @@ def test_sandbox_get_shape_and_delete(sandbox: RunningSandbox) -> None:
 def test_sandbox_products_need_the_key(sandbox: RunningSandbox) -> None:
     response = httpx.post(f"{sandbox.url}/products", json={"code": "k", "title": "K"}, headers={"X-API-Version": "1"})
     assert response.status_code == 401
+
+
+def test_map_shows_product_fields(in_tmp: Path) -> None:
+    result = CliRunner().invoke(app, ["map", str(SAMPLES / "products.csv"), "--entity", "products"])
+    assert result.exit_code == 0, result.output
+    for fragment in ("Handle", "code", "Variant Price", "price", "Vendor", "brand", "(left out)", "shopify export"):
+        assert fragment in result.output, fragment
+
+
+def test_entity_from_the_environment_and_the_config_file(
+    sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
+) -> None:
+    sandbox = sandbox_factory()
+    sdk = str(PRODUCTS / "sdk_products.csv")
+    env = {"BITERAL_API_KEY": sandbox.api_key, "BITERAL_ENTITY": "products"}
+    result = CliRunner().invoke(app, [sdk, "--api-url", sandbox.url, "--json"], env=env)
+    assert json.loads(result.stdout)["accepted"] == 3
+    (in_tmp / "biteral-import.toml").write_text('entity = "products"\ncurrency = "EUR"\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        [str(SAMPLES / "products.csv"), "--api-url", sandbox.url, "--json"],
+        env={"BITERAL_API_KEY": sandbox.api_key},
+    )
+    assert json.loads(result.stdout)["accepted"] == 25
+    assert _get(sandbox, "stoneware-mug")["payload"]["price"] == {"amount": "12.50", "currency": "EUR"}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--entity", "products", "--currency", "EURO"], "--currency takes an ISO 4217 code"),
+        (["--entity", "products", "--price-rule", "cheapest"], "--price-rule must be lowest or first"),
+        (["--entity", "products", "--extra-columns", "tags"], "--extra-columns must be attributes or metadata"),
+        (["--entity", "orders"], "--entity must be customers or products"),
+        (["--currency", "EUR"], "only apply to --entity products"),
+        (["--entity", "products", "--metadata-columns", "Tags"], "--extra-columns"),
+    ],
+)
+def test_bad_product_options_are_one_line_and_exit_2(args: list[str], fragment: str, in_tmp: Path) -> None:
+    result = CliRunner().invoke(app, [str(SAMPLES / "products.csv"), "--dry-run", *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output and "Traceback" not in result.output
