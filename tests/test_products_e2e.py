@@ -276,3 +276,13 @@ def test_bad_product_options_are_one_line_and_exit_2(args: list[str], fragment: 
     result = CliRunner().invoke(app, [str(SAMPLES / "products.csv"), "--dry-run", *args])
     assert result.exit_code == 2, result.output
     assert fragment in result.output and "Traceback" not in result.output
+
+
+def test_strict_rejects_products_with_warnings(in_tmp: Path) -> None:
+    export = in_tmp / "two_titles.csv"
+    export.write_text("Handle,Title,Variant Price\na,Alpha,10\na,Alpha II,12\nb,Beta,5\n", encoding="utf-8")
+    common = [str(export), "--entity", "products", "--currency", "EUR", "--dry-run", "--json"]
+    lenient = json.loads(CliRunner().invoke(app, common).stdout)
+    strict = json.loads(CliRunner().invoke(app, [*common, "--strict"]).stdout)
+    assert (lenient["accepted"], lenient["warnings"]) == (3, 1)
+    assert (strict["accepted"], strict["rejected"]) == (1, 2)

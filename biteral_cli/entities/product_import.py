@@ -91,6 +91,8 @@ def _one(run: Run, result: ProductResult, seq: int, encode: object) -> Item | No
         if run.warnings is not None:
             for row in rows:
                 run.warnings.add(row, stage="validate", field=warning.field, error=warning.message)
+    if settings.strict and result.warnings and result.payload is not None:
+        result.payload, result.errors = None, list(result.warnings)  # --strict: a warning rejects
     if result.payload is None:
         errors = result.errors or [Issue("", "rejected")]
         field = ",".join(dict.fromkeys(e.field for e in errors))
