@@ -235,9 +235,14 @@ def html_to_text(text: str) -> str:
     return "\n".join(line for line in lines if line and line != "-")
 
 
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9/%:@!$&'()*+,;=._~-]*)?(\?[A-Za-z0-9=&%/:@!$'()*+,;._~?-]*)?")
+
+
 def check_url(text: str) -> str:
     """An absolute http(s) URL from a cell (``//host/x`` gets ``https:``, spaces are escaped)."""
     url = text.strip()
+    if _PLAIN_URL.fullmatch(url):  # the usual case: nothing to add or escape
+        return url
     if url.startswith("//"):
         url = "https:" + url
     try:
