@@ -286,3 +286,49 @@ def test_strict_rejects_products_with_warnings(in_tmp: Path) -> None:
     strict = json.loads(CliRunner().invoke(app, [*common, "--strict"]).stdout)
     assert (lenient["accepted"], lenient["warnings"]) == (3, 1)
     assert (strict["accepted"], strict["rejected"]) == (1, 2)
+
+
+def test_a_currency_the_api_refuses_rejects_only_that_product(
+    sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
+) -> None:
+    export = in_tmp / "sdk.csv"
+    export.write_text(
+        "code,title,price_amount,price_currency\nP1,Phone,8.610000,EUR\nP2,Case,3.5,XCD\nP3,Cable,2,USD\n",
+        encoding="utf-8",
+    )
+    sandbox = sandbox_factory()
+    summary = _import(sandbox, export)
+    assert (summary["accepted"], summary["rejected"]) == (2, 1)
+    assert summary["errors"] == {"price.currency: invalid_currency": 1}
+    report = (in_tmp / "sdk.failures.csv").read_text(encoding="utf-8-sig")
+    assert "P2" in report and "XCD is not a valid currency" in report and "P1" not in report
+
+
+def test_shards_split_products_without_overlap(sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path) -> None:
+    sandbox = sandbox_factory()
+    one = _import(sandbox, SAMPLES / "products.csv", "--currency", "EUR", "--shard", "1/2")
+    two = _import(sandbox, SAMPLES / "products.csv", "--currency", "EUR", "--shard", "2/2", "--failures", "two.csv")
+    assert one["rows"] == two["rows"] == 26
+    assert one["accepted"] + two["accepted"] == 25 and one["skipped"] + two["skipped"] == 26
+    assert one["accepted"] and two["accepted"]
+
+
+def test_json_lines_products_with_numbers(sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path) -> None:
+    export = in_tmp / "catalog.jsonl"
+    lines = [
+        {
+            "sku": "J1",
+            "name": "Kettle",
+            "price": 39.9,
+            "currency": "EUR",
+            "active": True,
+            "image": "https://x.example/k.jpg",
+        },
+        {"sku": "J2", "name": "Toaster", "price": 25, "currency": "EUR", "active": False},
+    ]
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    sandbox = sandbox_factory()
+    assert _import(sandbox, export)["accepted"] == 2
+    kettle = _get(sandbox, "J1")["payload"]
+    assert kettle["price"] == {"amount": "39.90", "currency": "EUR"} and kettle["title"] == "Kettle"
+    assert _get(sandbox, "J2")["payload"]["isActive"] is False
