@@ -172,3 +172,25 @@ def test_map_overrides_and_missing_code_column() -> None:
         ProductOptions(overrides={"colour": "X"})
     with pytest.raises(UsageError, match="ISO 4217"):
         ProductOptions(currency="EURO")
+
+
+def test_shopify_current_headers_read_like_the_classic_ones() -> None:
+    text = (
+        "URL handle,Title,Description,Vendor,Product category,Type,Tags,Published on online store,Status,"
+        "SKU,Option1 name,Option1 value,Price,Compare-at price,Product image URL,Weight value (grams)\n"
+        "oak-lamp,Oak Lamp,<p>Solid oak</p>,Casa,Home > Lighting > Lamps,Lamps,,TRUE,Active,L-1,Finish,Natural,"
+        "59.90,69.90,https://cdn.example.com/lamp.jpg,900\n"
+        "oak-lamp,,,,,,,,,L-2,,Dark,64.90,,,900\n"
+    )
+    payload = build(text, currency="EUR")[0].payload
+    assert payload == {
+        "code": "oak-lamp",
+        "title": "Oak Lamp",
+        "isActive": True,
+        "description": "Solid oak",
+        "price": {"amount": "59.90", "currency": "EUR"},
+        "brand": {"code": "casa", "name": "Casa"},
+        "category": {"code": "home-lighting-lamps", "title": "Lamps", "description": "Home > Lighting > Lamps"},
+        "imageUrl": "https://cdn.example.com/lamp.jpg",
+        "attributes": [{"title": "Finish", "value": "Natural, Dark"}, {"title": "Type", "value": "Lamps"}],
+    }

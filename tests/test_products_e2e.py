@@ -332,3 +332,17 @@ def test_json_lines_products_with_numbers(sandbox_factory: Callable[..., Running
     kettle = _get(sandbox, "J1")["payload"]
     assert kettle["price"] == {"amount": "39.90", "currency": "EUR"} and kettle["title"] == "Kettle"
     assert _get(sandbox, "J2")["payload"]["isActive"] is False
+
+
+def test_state_refuses_a_run_that_would_change_most_products(
+    sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
+) -> None:
+    sandbox = sandbox_factory()
+    _import(sandbox, SAMPLES / "products.csv", "--currency", "EUR", "--state", "s.sqlite")
+    repriced = in_tmp / "products.csv"
+    text = (SAMPLES / "products.csv").read_text(encoding="utf-8")
+    repriced.write_text(
+        text.replace(",manual,", ",manual,1").replace("deny,manual,1", "deny,manual,1"), encoding="utf-8"
+    )
+    summary = _import(sandbox, repriced, "--currency", "EUR", "--state", "s.sqlite")
+    assert summary["exit_code"] == 2 and "would change" in summary["error"], summary

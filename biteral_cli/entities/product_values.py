@@ -235,7 +235,9 @@ def html_to_text(text: str) -> str:
     return "\n".join(line for line in lines if line and line != "-")
 
 
-_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9/%:@!$&'()*+,;=._~-]*)?(\?[A-Za-z0-9=&%/:@!$'()*+,;._~?-]*)?")
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9/%:@!$&'()*+,;=._~-]*)?(\?[A-Za-z0-9=&%/:@!$'()*+,;._~?-]*)?"
+)
 
 
 def check_url(text: str) -> str:
