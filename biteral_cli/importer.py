@@ -621,7 +621,7 @@ def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reope
     if changed * 100 > settings.max_changed * known:
         shown = ", ".join(examples) + (", ..." if changed > len(examples) else "")
         raise MassChangeError(
-            f"{changed} of the {known} customers known to {settings.state} would change "
+            f"{changed} of the {known} {settings.entity} known to {settings.state} would change "
             f"({changed * 100 / known:.0f}%), more than --max-changed {settings.max_changed:g}% allows; "
             f"nothing was sent. For example: {shown}. If that is intended (a new column, a fixed "
             "export), run again with --max-changed 100%."

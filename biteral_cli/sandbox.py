@@ -1,5 +1,8 @@
 """A local HTTP server that behaves like the Biteral customers API, with optional fault injection.
 
+``/products`` (issue 14) lives in ``sandbox_products.py`` and shares this module's guard, batch
+reading, storage file and fault injection.
+
 It implements the contract in ``/work/shared/API.md``: ``X-API-Key``/``X-API-Version`` checks,
 ``POST /customers`` (one object or up to 100, validated, upserted by ``code`` into SQLite, a batch
 with one bad item rejected whole), ``GET``/``DELETE /customers?code=`` and ``GET /status``.

@@ -343,4 +343,4 @@ def test_state_refuses_a_run_that_would_change_most_products(
     text = (SAMPLES / "products.csv").read_text(encoding="utf-8")
     repriced.write_text(text.replace(",manual,", ",manual,1"), encoding="utf-8")  # every price: 19.95 -> 119.95
     summary = _import(sandbox, repriced, "--currency", "EUR", "--state", "s.sqlite")
-    assert summary["exit_code"] == 2 and "would change" in summary["error"], summary
+    assert summary["exit_code"] == 2 and "11 of the 11 products known to" in summary["error"], summary
