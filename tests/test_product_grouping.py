@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from biteral_cli.entities.products import (
     ProductBuilder,
@@ -194,3 +196,23 @@ def test_shopify_current_headers_read_like_the_classic_ones() -> None:
         "imageUrl": "https://cdn.example.com/lamp.jpg",
         "attributes": [{"title": "Finish", "value": "Natural, Dark"}, {"title": "Type", "value": "Lamps"}],
     }
+
+
+@given(
+    handles=st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=40),
+    window=st.integers(min_value=1, max_value=5),
+)
+def test_every_row_ends_in_exactly_one_result_and_each_handle_in_one_product(handles: list[str], window: int) -> None:
+    lines = "".join(f"{h},Title {h},{i + 1}\n" for i, h in enumerate(handles))
+    headers, rows = _rows("Handle,Title,Variant Price\n" + lines)
+    opts = ProductOptions(currency="EUR", window=window)
+    results = list(ProductBuilder(build_product_mapping(headers, opts).plan, opts).feed(rows))
+    seen = sorted(row.row for result in results for row in result.rows)
+    assert seen == [row.row for row in rows]
+    sent = [r.code for r in results if r.payload is not None]
+    assert len(sent) == len(set(sent))  # a handle is sent once; its late rows are rejected, not re-sent
+    for result in results:
+        if result.payload is not None:
+            handle = result.payload["code"]
+            assert {row.cells["Handle"] for row in result.rows} == {handle}
+            assert result.payload["price"]["amount"] == f"{min(row.row - 1 for row in result.rows)}.00"
