@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from biteral_cli.entities.product_values import (
+    AMBIGUOUS_SYMBOLS,
+    SYMBOLS,
     ValueProblem,
     check_url,
     currency_code,
@@ -32,7 +34,7 @@ from biteral_cli.entities.product_values import (
         ("1'234.50 CHF", "1234.50", "CHF"),
         ("12 345,00 €", "12345.00", "EUR"),
         ("R$ 1.234,56", "1234.56", "BRL"),
-        ("£5", "5.00", "GBP"),
+        ("zł 5", "5.00", "PLN"),
         ("10 eur", "10.00", "EUR"),
         ("0.500", "0.50", None),
         ("1.2345", "1.2345", None),
@@ -47,6 +49,7 @@ def test_prices_as_exports_write_them(text: str, amount: str, currency: str | No
     ("text", "fragment"),
     [
         ("$10", "--currency"),
+        ("£5", "--currency"),
         ("¥500", "--currency"),
         ("1.234", "ambiguous"),
         ("-5", "negative"),
@@ -156,3 +159,16 @@ def test_slug_examples() -> None:
 @pytest.mark.parametrize(("text", "active"), [("active", True), ("draft", False), ("TRUE", True), ("-1", False)])
 def test_status_words(text: str, active: bool) -> None:
     assert parse_flag(text) is active
+
+
+def test_symbols_read_as_one_currency_name_only_that_currency_in_cldr() -> None:
+    from babel import Locale, localedata
+
+    users: dict[str, set[str]] = {}
+    for name in localedata.locale_identifiers():
+        for currency, symbol in Locale.parse(name).currency_symbols.items():
+            users.setdefault(symbol, set()).add(currency)
+    for symbol, currency in SYMBOLS.items():
+        assert users.get(symbol, {currency}) == {currency}, (symbol, users.get(symbol))
+    for symbol in ("$", "£", "¥", "kr", "C$"):
+        assert len(users[symbol]) > 1 and symbol in AMBIGUOUS_SYMBOLS

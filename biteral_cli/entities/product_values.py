@@ -14,8 +14,9 @@ Prices
   three digits (``1.234``) is ambiguous: the column's separator seen so far decides (``decimal``),
   else a leading ``0`` means decimal (``0.500``), else the price is refused as ambiguous.
 * Currency: an ISO 4217 code before or after the number (``USD 10``, ``10 eur``), or a symbol that
-  names one currency only (``€``, ``£``, ``US$``, ``R$``, ``₹``... see ``SYMBOLS``). ``$``, ``¥``
-  and ``kr`` name several currencies: they need ``--currency`` or a currency column.
+  names one currency only in CLDR (``€``, ``US$``, ``R$``, ``₹``, ``zł``... see ``SYMBOLS``).
+  ``$``, ``£``, ``¥`` and ``kr`` name several currencies (``£`` is also the Falkland, Gibraltar,
+  Saint Helena and South Sudanese pound): they need ``--currency`` or a currency column.
 * The amount is sent as the API documents it: a string with ``.`` as the decimal separator, at
   least two decimals, trailing zeros beyond them dropped (``8.610000`` -> ``8.61``, ``10`` ->
   ``10.00``).
@@ -41,15 +42,14 @@ class ValueProblem(ValueError):
 
 # -- currencies ---------------------------------------------------------------------------------
 
-#: Symbols that name exactly one currency (checked against CLDR's symbols of every locale: no
-#: other currency uses them). ``$``, ``¥``, ``kr``, ``R`` and ``Fr.`` are deliberately absent.
+#: Symbols that name exactly one currency: in the CLDR data babel ships, no locale gives the
+#: symbol to another currency (tests/test_product_values.py checks it). The few that CLDR does not
+#: list (``U$S``, ``円``, ``lei``, ``лв``) are written so by shops of one currency only.
 SYMBOLS: dict[str, str] = {
     "€": "EUR",
-    "£": "GBP",
     "US$": "USD",
     "U$S": "USD",
     "CA$": "CAD",
-    "C$": "CAD",
     "AU$": "AUD",
     "A$": "AUD",
     "NZ$": "NZD",
@@ -67,6 +67,7 @@ SYMBOLS: dict[str, str] = {
     "₱": "PHP",
     "₴": "UAH",
     "₦": "NGN",
+    "R": "ZAR",
     "円": "JPY",
     "zł": "PLN",
     "Kč": "CZK",
@@ -78,11 +79,12 @@ SYMBOLS: dict[str, str] = {
 #: Symbols that several currencies use: a price written with one needs --currency or a column.
 AMBIGUOUS_SYMBOLS: dict[str, str] = {
     "$": "USD, CAD, AUD, MXN, ARS, CLP, COP...",
+    "£": "GBP, FKP, GIP, SHP or SSP",
+    "C$": "CAD or NIO",
     "¥": "JPY or CNY",
     "￥": "JPY or CNY",
     "kr": "SEK, NOK, DKK or ISK",
-    "R": "ZAR or others",
-    "Fr.": "CHF or XOF/XAF",
+    "Fr.": "CHF, XOF or XAF",  # not in CLDR; written so for Swiss and CFA francs alike
 }
 
 
