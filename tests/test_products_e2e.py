@@ -344,3 +344,21 @@ def test_state_refuses_a_run_that_would_change_most_products(
     repriced.write_text(text.replace(",manual,", ",manual,1"), encoding="utf-8")  # every price: 19.95 -> 119.95
     summary = _import(sandbox, repriced, "--currency", "EUR", "--state", "s.sqlite")
     assert summary["exit_code"] == 2 and "11 of the 11 products known to" in summary["error"], summary
+
+
+def test_resume_sends_only_the_products_not_confirmed(
+    sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
+) -> None:
+    db = in_tmp / "api.sqlite"
+    flaky = sandbox_factory(db=db, error_rate=0.5, seed=7)
+    common = ["--currency", "EUR", "--batch-size", "2", "--max-retries", "0", "--concurrency", "1"]
+    first = _import(flaky, SAMPLES / "products.csv", *common)
+    assert 0 < first["accepted"] < 25 and first["failed"] > 0, first
+    flaky.stop()
+    healthy = sandbox_factory(db=db)
+    again = _import(healthy, SAMPLES / "products.csv", *common, "--resume")
+    assert again["resumed"] == first["accepted"]  # every row of a confirmed product, and no other
+    assert again["accepted"] == 25 and again["failed"] == 0, again
+    assert 0 < healthy.stats.items_received < 11  # only the products the first run did not get through
+    for code in ("classic-cotton-tee", "packable-rain-jacket", "stoneware-mug"):
+        assert _get(healthy, code)["payload"]["price"]["currency"] == "EUR"
