@@ -216,3 +216,10 @@ def test_every_row_ends_in_exactly_one_result_and_each_handle_in_one_product(han
             handle = result.payload["code"]
             assert {row.cells["Handle"] for row in result.rows} == {handle}
             assert result.payload["price"]["amount"] == f"{min(row.row - 1 for row in result.rows)}.00"
+
+
+def test_a_variation_without_parent_and_oversized_metadata_are_rejected_saying_why() -> None:
+    orphan = build("ID,Type,SKU,Name,Regular price,Parent\n7,variation,x-red,X - Red,5,\n", currency="EUR")[0]
+    assert orphan.payload is None and "'Parent' is empty" in orphan.errors[0].message
+    big = build("code,title,Notes\nA1,Chair," + "x" * 60001 + "\n", extra_columns="metadata")[0]
+    assert big.payload is None and "metadata has" in big.errors[0].message

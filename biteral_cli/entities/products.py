@@ -44,6 +44,7 @@ left out, and a note lists them.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sys
 import unicodedata
@@ -510,6 +511,8 @@ class ProductBuilder:
             link, names = self._keys(row)
             if link is None:
                 column = self.col("code") or "code"
+                if self.plan.format == "woocommerce" and "variation" in _cell(row, self.col("kind")).lower():
+                    column = self.col("parent") or "Parent"  # a variation is found by its parent
                 yield _result([row], Issue("code", f"column {column!r} is empty"))
                 continue
             group = next((self.index[k] for k in (link, *names) if k in self.index), None)
@@ -637,6 +640,9 @@ class ProductBuilder:
         if attributes:
             payload["attributes"] = attributes
         if metadata:
+            size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")))
+            if size > MAX_TEXT:
+                result.errors.append(Issue("metadata", f"metadata has {size} characters of JSON, at most {MAX_TEXT}"))
             payload["metadata"] = metadata
         if not result.errors:
             result.payload = payload
