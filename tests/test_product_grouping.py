@@ -223,3 +223,16 @@ def test_a_variation_without_parent_and_oversized_metadata_are_rejected_saying_w
     assert orphan.payload is None and "'Parent' is empty" in orphan.errors[0].message
     big = build("code,title,Notes\nA1,Chair," + "x" * 60001 + "\n", extra_columns="metadata")[0]
     assert big.payload is None and "metadata has" in big.errors[0].message
+
+
+def test_woocommerce_simple_products_do_not_use_up_the_window() -> None:
+    simple = "".join(f"{100 + i},simple,s{i},Simple {i},3,\n" for i in range(50))
+    text = (
+        "ID,Type,SKU,Name,Regular price,Parent\n1,variable,shirt,Shirt,,\n"
+        + simple
+        + "2,variation,shirt-s,Shirt - S,20,shirt\n"
+    )
+    results = by_code(build(text, currency="EUR", window=2))
+    assert len(results) == 51
+    assert results["1"].payload["price"]["amount"] == "20.00"  # type: ignore[index]
+    assert [r.code for r in build(text, currency="EUR", window=2)][:3] == ["100", "101", "102"]  # sent at once

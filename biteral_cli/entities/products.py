@@ -19,7 +19,8 @@ Which exports
   are variants of one product.
 
 Grouping streams: a product is sent once more than ``WINDOW`` other products have been read after
-its last row (at the end of the file at the latest), so rows of one product that are not adjacent
+its last row (at the end of the file at the latest; a WooCommerce product that is not ``variable``
+at once), so rows of one product that are not adjacent
 still meet if they are at most that far apart (a warning says so; WooCommerce variations are
 expected to be apart). A row arriving after its product was sent is rejected, saying to sort the
 file. Memory is bounded by the window, never by the file.
@@ -535,6 +536,10 @@ class ProductBuilder:
             group.rows.append(row)
             if link in names or self.plan.format != "woocommerce":
                 group.main.append(row)
+            if self._complete(row, link, names):
+                self.open.pop(id(group), None)
+                yield self._close(group)
+                continue
             self.open[id(group)] = group
             self.open.move_to_end(id(group))
             self._last = group
@@ -542,6 +547,15 @@ class ProductBuilder:
                 yield self._close(self.open.popitem(last=False)[1])
         while self.open:
             yield self._close(self.open.popitem(last=False)[1])
+
+    def _complete(self, row: SourceRow, link: str, names: list[str]) -> bool:
+        """Whether this row completes its product at once: a WooCommerce parent that is not
+        ``variable`` (simple, grouped, external) never gets variation rows, so it is not held in
+        the window, which then reaches as far as the variable products need."""
+        if self.plan.format != "woocommerce" or link not in names:
+            return False
+        kind = _cell(row, self.col("kind")).lower()
+        return bool(kind) and "variable" not in kind
 
     def _apart(self, group: _Group, row: SourceRow) -> None:
         name = group.names[0].split(":", 1)[1]
