@@ -139,6 +139,7 @@ def test_shopify_without_currency_rejects_every_product_naming_the_option(
     summary = _import(sandbox, SAMPLES / "products.csv")
     assert summary["accepted"] == 0 and summary["exit_code"] == 1
     assert any("--currency" in reason for reason in summary["errors"])
+    assert "products: 26 rows made 12 products" in summary["files"][str(SAMPLES / "products.csv")]["notes"]
     report = (in_tmp / "products.failures.csv").read_text(encoding="utf-8-sig")
     assert report.count("--currency") == 26  # every row of every product (all are priced), for the re-run
 
