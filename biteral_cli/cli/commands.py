@@ -303,6 +303,11 @@ def _map(ctx: typer.Context, params: dict[str, Any]) -> None:
         settings = build_settings(given_of(MAP, ctx, params, (file,)))
         if settings.locations_report is not None:
             check_writable(settings.locations_report)
+        if settings.entity == "products":
+            from ..entities.products import map_products
+
+            map_products(file, settings.read_options(), settings.map_overrides, settings.samples)
+            return
         review = LocationReview()
         with open_source(file, settings.read_options(), stdin=sys.stdin.buffer if file == "-" else None) as source:
             try:
