@@ -432,19 +432,22 @@ _EMPTY = Extracted(fields={})
 def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple[Source, Mapping]]:
     """Open every input and choose its mapping; any problem is an error before anything is sent."""
     options = settings.read_options()
-    mapping_options = settings.mapping_options()
+    choose: Callable[[list[str]], Mapping]
+    if settings.entity == "products":
+        from .entities.product_import import product_options
+        from .entities.products import build_product_mapping
+
+        product = product_options(settings)
+        choose = lambda headers: build_product_mapping(headers, product)  # noqa: E731
+    else:
+        mapping_options = settings.mapping_options()  # its --map fields are customer fields
+        choose = lambda headers: build_mapping(headers, mapping_options)  # noqa: E731
     opened: list[tuple[Source, Mapping]] = []
     try:
         for name in settings.inputs:
             source = open_source(name, options, stdin=stdin)
             try:
-                if settings.entity == "products":
-                    from .entities.product_import import product_options
-                    from .entities.products import build_product_mapping
-
-                    mapping: Mapping = build_product_mapping(source.headers, product_options(settings))
-                else:
-                    mapping = build_mapping(source.headers, mapping_options)
+                mapping = choose(source.headers)
             except InputError as exc:
                 source.close()  # no column is usable: say where the right ones may be
                 raise InputError(f"{exc}{source.hint()}") from exc

@@ -363,3 +363,14 @@ def test_resume_sends_only_the_products_not_confirmed(
     assert 0 < healthy.stats.items_received < 11  # only the products the first run did not get through
     for code in ("classic-cotton-tee", "packable-rain-jacket", "stoneware-mug"):
         assert _get(healthy, code)["payload"]["price"]["currency"] == "EUR"
+
+
+def test_map_takes_product_fields_and_a_wrong_one_is_refused_naming_them(in_tmp: Path) -> None:
+    common = [str(SAMPLES / "products.csv"), "--entity", "products", "--currency", "EUR", "--dry-run"]
+    result = CliRunner().invoke(app, [*common, "--map", "brand=Type", "--output", "p.jsonl", "-q"])
+    assert result.exit_code == 1, result.output  # the sample's one product without a title
+    sent = [json.loads(line) for line in (in_tmp / "p.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {p["code"]: p["brand"]["name"] for p in sent}["trail-runner-shoe"] == "Shoes"  # its Type, not Vendor
+    refused = CliRunner().invoke(app, [*common, "--map", "colour=Color"])
+    assert refused.exit_code == 2, refused.output
+    assert "products have no field 'colour'" in refused.output and "title" in refused.output
