@@ -756,6 +756,11 @@ def _products(given: Given) -> bool:
 PRODUCT_ONLY = ("currency", "price-rule", "extra-columns")
 
 
+def _product_only(given: Given) -> list[str]:
+    """The flags of the product-only options ``given`` sets."""
+    return ["--" + name for name in PRODUCT_ONLY if given.set(name)]
+
+
 def _map_refusal(given: Given) -> str | None:
     """Why a ``--map`` field is no field of the ``--entity`` (by that entity's own rule), or None."""
     overrides = parse_map(given.values.get("map") or [])
@@ -810,8 +815,8 @@ RULES: tuple[Rule, ...] = (
     ),
     # --entity products (issue 14): its own options, and the customer ones it has no use for.
     Rule(
-        lambda g: not _products(g) and any(g.set(name) for name in PRODUCT_ONLY),
-        "--currency, --price-rule and --extra-columns only apply to --entity products",
+        lambda g: not _products(g) and bool(_product_only(g)),
+        lambda g: f"{', '.join(_product_only(g))} only apply to --entity products",
         ("in.csv", *_typed("currency")),
     ),
     Rule(
