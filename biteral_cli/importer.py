@@ -437,11 +437,9 @@ def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple
         from .entities.product_import import product_options
         from .entities.products import build_product_mapping
 
-        product = product_options(settings)
-        choose = lambda headers: build_product_mapping(headers, product)  # noqa: E731
-    else:
-        mapping_options = settings.mapping_options()  # its --map fields are customer fields
-        choose = lambda headers: build_mapping(headers, mapping_options)  # noqa: E731
+        choose = functools.partial(build_product_mapping, options=product_options(settings))
+    else:  # the customer mapping options: their --map fields are customer fields
+        choose = functools.partial(build_mapping, options=settings.mapping_options())
     opened: list[tuple[Source, Mapping]] = []
     try:
         for name in settings.inputs:
