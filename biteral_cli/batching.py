@@ -137,20 +137,29 @@ class SeenCodes:
     def __len__(self) -> int:
         return self._size
 
-    def add(self, code: str) -> bool:
-        """Remember ``code``; True when it was new, False when it was seen before."""
+    def _slot(self, code: object) -> tuple[int, int]:
+        """The code's 64-bit key and its slot: where the key is, or the empty slot it would take."""
         key = hash(code) or 1  # 0 marks an empty slot
         table, mask = self._table, self._mask
         slot = key & mask
-        while (found := table[slot]) != 0:
-            if found == key:
-                return False
+        while (found := table[slot]) != 0 and found != key:
             slot = (slot + 1) & mask
-        table[slot] = key
+        return key, slot
+
+    def add(self, code: str) -> bool:
+        """Remember ``code``; True when it was new, False when it was seen before."""
+        key, slot = self._slot(code)
+        if self._table[slot]:
+            return False
+        self._table[slot] = key
         self._size += 1
-        if self._size * 2 > mask:
+        if self._size * 2 > self._mask:
             self._grow()
         return True
+
+    def __contains__(self, code: object) -> bool:
+        """Whether ``code`` was added (with the same rare false positives as ``add``)."""
+        return self._table[self._slot(code)[1]] != 0
 
     def _grow(self) -> None:
         old = self._table

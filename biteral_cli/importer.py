@@ -33,7 +33,7 @@ from .batching import BatchCounter, SeenCodes, batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
 from .chunk import Chunk
 from .columnar import ChunkNormalizer, Normalized, sha256_code
-from .entities.customers import CUSTOMERS
+from .entities import entity_named
 from .errors import (
     EXIT_ABORTED,
     EXIT_OK,
@@ -116,7 +116,8 @@ class Input:
     sample: list[Chunk]
     broken: BiteralImportError | None
     normalizer: Normalizer
-    columnar: ChunkNormalizer
+    columnar: ChunkNormalizer | None
+    """None for an entity whose records are built from rows, not columns (products)."""
 
 
 class DecisionsChangedError(BiteralImportError):
@@ -124,7 +125,7 @@ class DecisionsChangedError(BiteralImportError):
 
 
 class MassChangeError(BiteralImportError):
-    """This run would change more of the known customers than --max-changed allows (exit 2)."""
+    """This run would change more of the known records than --max-changed allows (exit 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,11 @@ class Run(Outcomes):
 
     def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
         """Read, map and normalize every row; yield what should be sent, account for the rest."""
+        if self.settings.entity == "products":
+            from .entities.product_import import product_items
+
+            yield from product_items(self, inputs, _encode)
+            return
         seq = itertools.count()
         for chunk, one in self.chunks(inputs):
             yield from self._chunk(chunk, one, seq)
@@ -204,6 +210,7 @@ class Run(Outcomes):
 
     def _dry_chunk(self, chunk: Chunk, one: Input, counter: BatchCounter, seq: Iterator[int]) -> None:
         """One chunk of a dry run: runs of clean rows in bulk, the rows between them one by one."""
+        assert one.columnar is not None
         done = one.columnar.run(chunk, review=self.review is not None)
         slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
         start = 0
@@ -265,6 +272,7 @@ class Run(Outcomes):
 
     def _chunk(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item]:
         """The items of one chunk: clean rows from their column-built lines, the rest row by row."""
+        assert one.columnar is not None
         done = one.columnar.run(chunk, review=self.review is not None)
         if done is None:
             for index in range(len(chunk)):
@@ -374,7 +382,7 @@ class Run(Outcomes):
         return code
 
     def to_send(self, items: Iterator[Item]) -> Iterator[Item]:
-        """Drop customers the sync state says are unchanged (as skipped); write --output lines."""
+        """Drop records the sync state says are unchanged (as skipped); write --output lines."""
         output = self.output
         state = None if self.settings.full else self.state
         if state is None:
@@ -388,7 +396,7 @@ class Run(Outcomes):
             unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
             for item, same in zip(chunk, unchanged, strict=True):
                 if same:
-                    self.tally.add(item.ref.source, "skipped")
+                    self.tally.add(item.ref.source, "skipped", n=item.ref.size)
                     continue
                 if output is not None:
                     output.write(item.body + b"\n")
@@ -426,13 +434,20 @@ _EMPTY = Extracted(fields={})
 def open_inputs(settings: ImportSettings, stdin: IO[bytes] | None) -> list[tuple[Source, Mapping]]:
     """Open every input and choose its mapping; any problem is an error before anything is sent."""
     options = settings.read_options()
-    mapping_options = settings.mapping_options()
+    choose: Callable[[list[str]], Mapping]
+    if settings.entity == "products":
+        from .entities.product_import import product_options
+        from .entities.products import build_product_mapping
+
+        choose = functools.partial(build_product_mapping, options=product_options(settings))
+    else:  # the customer mapping options: their --map fields are customer fields
+        choose = functools.partial(build_mapping, options=settings.mapping_options())
     opened: list[tuple[Source, Mapping]] = []
     try:
         for name in settings.inputs:
             source = open_source(name, options, stdin=cast("BinaryIO | None", stdin))
             try:
-                mapping = build_mapping(source.headers, mapping_options)
+                mapping = choose(source.headers)
             except InputError as exc:
                 source.close()  # no column is usable: say where the right ones may be
                 raise InputError(f"{exc}{source.hint()}") from exc
@@ -482,7 +497,11 @@ def prepare_inputs(
             gender_sample=gender_sample[:SAMPLE_ROWS],
             m_gender=_M_VALUES.get(pinned.value) if pinned is not None else None,
         )
-        columnar = ChunkNormalizer(mapping, normalizer, source.headers, hash_code=settings.hash_code == "sha256")
+        columnar = (
+            ChunkNormalizer(mapping, normalizer, source.headers, hash_code=settings.hash_code == "sha256")
+            if settings.entity == "customers"
+            else None  # products are grouped and built from rows (entities/product_import.py)
+        )
         inputs.append(Input(source, mapping, chunks, sample, broken, normalizer, columnar))
     return inputs
 
@@ -500,13 +519,15 @@ def decisions_of(settings: ImportSettings, inputs: Sequence[Input]) -> dict[str,
     """What this run decided about its inputs: the column of every field, value rules (guarded),
     and how each file was read (recorded, shown when it changes, never refused)."""
     decided: dict[str, Decision] = {}
+    # The fields one column feeds each (metadata and attributes come from several).
+    fields = [f for f in entity_named(settings.entity).fields if f not in ("metadata", "attributes")]
     for index, one in enumerate(inputs):
         mapping, source = one.mapping, one.source
 
         def put(name: str, value: str, guarded: bool = True, index: int = index) -> None:
             decided[_decision_name(len(inputs), index, name)] = Decision(value, guarded)
 
-        for fld in ("code", "isActive", "country", "state", "city", "yearBorn", "gender"):
+        for fld in fields:
             put(f"column for {fld}", mapping.field_column(fld) or NO_COLUMN)
         put("code sent as", "sha256 hex" if settings.hash_code else "the value")
         if mapping.field_column("gender") is not None:
@@ -553,12 +574,25 @@ def check_decisions(run: Run, state: SyncState, decided: dict[str, Decision]) ->
 #: Opens an input again, by name, for a second pass (the pre-pass of check_mass_change).
 ReopenFn = Callable[[str], contextlib.AbstractContextManager[Source]]
 
-#: Changed customers named in a refused mass change.
+#: Changed records named in a refused mass change.
 MASS_CHANGE_EXAMPLES = 5
 
 
+def _fingerprints(run: Run, one: Input, source: Source) -> Iterator[tuple[str, str]]:
+    """(code, fingerprint) of what each row (or product) of ``source`` would send."""
+    if run.settings.entity == "products":
+        from .entities.product_import import product_fingerprints
+
+        yield from product_fingerprints(run, one, source, _encode)
+        return
+    for row in source.rows():
+        pair = run.fingerprint_of(row, one)
+        if pair is not None:
+            yield pair
+
+
 def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reopen: ReopenFn) -> None:
-    """Refuse (exit 2) a run that would change more than --max-changed of the customers the state
+    """Refuse (exit 2) a run that would change more than --max-changed of the records the state
     knows: a pre-pass over the input, streamed, comparing fingerprints a chunk at a time."""
     settings = run.settings
     known = len(state)
@@ -569,8 +603,7 @@ def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reope
     for one in inputs:
         with reopen(one.source.name) as source:
             try:
-                for chunk in chunks(source.rows(), STATE_CHUNK):
-                    pairs = [p for p in (run.fingerprint_of(row, one) for row in chunk) if p is not None]
+                for pairs in chunks(_fingerprints(run, one, source), STATE_CHUNK):
                     stored = state.stored_many([code for code, _ in pairs])
                     for code, fp in pairs:
                         if stored.get(code, fp) != fp:
@@ -582,7 +615,7 @@ def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reope
     if changed * 100 > settings.max_changed * known:
         shown = ", ".join(examples) + (", ..." if changed > len(examples) else "")
         raise MassChangeError(
-            f"{changed} of the {known} customers known to {settings.state} would change "
+            f"{changed} of the {known} {settings.entity} known to {settings.state} would change "
             f"({changed * 100 / known:.0f}%), more than --max-changed {settings.max_changed:g}% allows; "
             f"nothing was sent. For example: {shown}. If that is intended (a new column, a fixed "
             "export), run again with --max-changed 100%."
@@ -605,15 +638,17 @@ def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
 async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) -> None:
     settings = run.settings
     stream = batches(run.to_send(run.items(inputs)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
-    if endpoint is None and (settings.full or run.state is None):
+    if endpoint is None and (settings.full or run.state is None) and settings.entity == "customers":
         run.dry_run(inputs)
         return
-    if endpoint is None:  # --dry-run with --state: everything but the sending, unchanged rows skipped
+    if endpoint is None:  # --dry-run with --state (or of products): everything but the sending
         for batch in stream:
             run.batches_sent += 1
+            rows = 0
             for item in batch:
-                run.tally.add(item.ref.source, "accepted")
-            run._advance(len(batch))
+                run.tally.add(item.ref.source, "accepted", n=item.ref.size)
+                rows += item.ref.size
+            run._advance(rows)
         return
     result = UploadResult()
     try:
@@ -628,7 +663,8 @@ async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) ->
     reason = f"not sent: {run.stop_reason}" if run.stop_reason else "not sent"
     for batch in stream:
         for item in batch:
-            run.fail(item.ref.row, reason)
+            for row in item.ref.rows:
+                run.fail(row, reason)
 
 
 def _install_signal_handlers(run: Run) -> list[signal.Signals]:
@@ -662,15 +698,16 @@ def _exit_code(run: Run) -> int:
     return EXIT_SOME_FAILED if totals.rejected or totals.failed else EXIT_OK
 
 
-def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str]) -> None:
-    """Print a few customers as the API returns them, so the user sees what landed."""
+def show_stored(console: Console, endpoint: Endpoint, codes: Sequence[str], entity: str = "customers") -> None:
+    """Print a few records (customers, products) as the API returns them, so the user sees what landed."""
     if not codes:
         return
-    console.print(f"Stored in the sandbox, as GET {CUSTOMERS.path} returns them:", style="bold")
+    path, key = entity_named(entity).path, entity_named(entity).key
+    console.print(f"Stored in the sandbox, as GET {path} returns them:", style="bold")
     headers = {"X-API-Key": endpoint.key.reveal(), "X-API-Version": "1", "Accept": "application/json"}
     with httpx.Client(base_url=endpoint.url, headers=headers, timeout=10) as client:
         for code in codes:
-            response = client.get(CUSTOMERS.path, params={CUSTOMERS.key: code})
+            response = client.get(path, params={key: code})
             if response.status_code == 200:
                 payload = response.json().get("payload", {})
                 console.print("  " + json.dumps(payload, ensure_ascii=False), highlight=False, soft_wrap=True)
@@ -720,7 +757,7 @@ def run_import(
                 run.state.record_decisions(decided)
         summary = _run(run, stack, inputs, endpoint)
         if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
-            show_stored(out, endpoint, run.shown_codes)
+            show_stored(out, endpoint, run.shown_codes, settings.entity)
     return summary
 
 

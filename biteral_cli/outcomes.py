@@ -33,11 +33,34 @@ BUDGET_ROWS = 100
 
 @dataclass(slots=True)
 class Ref:
-    """What the importer keeps with an item in flight: where it came from and its fingerprint."""
+    """What the importer keeps with an item in flight: where it came from and its fingerprint.
+
+    An item made from several rows (a product, ``--entity products``) keeps the others in
+    ``extra``: every outcome is counted on each of its rows, so the counts still add up to the
+    rows read, the failure report holds every row and ``--resume`` skips it only when all its
+    rows were confirmed."""
 
     chunk: Chunk
     index: int
     fingerprint: str
+    extra: tuple[SourceRow, ...] = ()
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[SourceRow], headers: list[str], fingerprint: str) -> Ref:
+        """A Ref to an item made from ``rows`` already read (the first is the one it is named by)."""
+        first = Chunk(rows[0].source, headers, tabular=False)
+        first.add(rows[0])
+        return cls(first, 0, fingerprint, tuple(rows[1:]))
+
+    @property
+    def size(self) -> int:
+        """How many input rows the item was made from."""
+        return 1 + len(self.extra)
+
+    @property
+    def rows(self) -> tuple[SourceRow, ...]:
+        """Every input row the item was made from, as read."""
+        return (self.row, *self.extra)
 
     @property
     def source(self) -> str:
@@ -128,11 +151,14 @@ class Outcomes:
     def on_accepted(self, items: Sequence[Item]) -> None:
         confirmed: list[tuple[str, int]] = []
         fingerprints: list[tuple[str, str]] = []
+        rows = 0
         for item in items:
             ref: Ref = item.ref
-            self.tally.add(ref.source, "accepted")
+            self.tally.add(ref.source, "accepted", n=ref.size)
+            rows += ref.size
             if ref.source != "-":  # standard input cannot be resumed: the checkpoint has no entry
                 confirmed.append((ref.source, ref.number))
+                confirmed.extend((row.source, row.row) for row in ref.extra)
             fingerprints.append((item.code, ref.fingerprint))
             if len(self.shown_codes) < self.settings.show_stored:
                 self.shown_codes.append(item.code)
@@ -142,25 +168,27 @@ class Outcomes:
             self.checkpoint.confirm([c for c in confirmed if self.checkpoint.tracks(c[0])])
         if self.state is not None:
             self.state.record(fingerprints)
-        self._advance(len(items))
+        self._advance(rows)
 
     def on_rejected(self, item: Item, errors: Sequence[FieldError]) -> None:
         ref: Ref = item.ref
-        if not errors:
-            self.reject(ref.row, "api", "", "rejected by the API (400) without a reason")
-        else:
-            message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
-            field = ",".join(dict.fromkeys(e.field for e in errors))
-            self.reject(ref.row, "api", field, message, reason=f"{errors[0].field}: {errors[0].code}")
-        self._advance(1)
+        for row in ref.rows:
+            if not errors:
+                self.reject(row, "api", "", "rejected by the API (400) without a reason")
+            else:
+                message = "; ".join(f"{e.field}: {e.description or e.code}" for e in errors)
+                field = ",".join(dict.fromkeys(e.field for e in errors))
+                self.reject(row, "api", field, message, reason=f"{errors[0].field}: {errors[0].code}")
+        self._advance(ref.size)
 
     def on_failed(self, items: Sequence[Item], reason: str) -> None:
         if reason.endswith(": interrupted") and self.stop_reason:
             # The uploader only knows it was stopped; we know why.
             reason = reason.removesuffix("interrupted") + self.stop_reason
-        for item in items:
-            self.fail(item.ref.row, reason)
-        self._advance(len(items))
+        rows = [row for item in items for row in item.ref.rows]
+        for row in rows:
+            self.fail(row, reason)
+        self._advance(len(rows))
 
     def on_retry(self, reason: str, delay_s: float) -> None:
         self.retries += 1

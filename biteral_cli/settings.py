@@ -122,6 +122,12 @@ class ImportSettings:
     json: bool = False
     verbose: bool = False
     show_stored: int = 5
+    # products (--entity products; biteral_cli/entities/products.py): the options table checks
+    # them, and refuses the customer-only options with products (cli/options.py RULES)
+    entity: str = "customers"
+    currency: str | None = None
+    price_rule: str = "lowest"
+    extra_columns: str = "attributes"
     # --check, and the map command's own options
     check: bool = False
     write_mapping: Path | None = None
@@ -147,9 +153,11 @@ class ImportSettings:
 
     def upload_settings(self, api_url: str, api_key: Secret) -> UploadSettings:
         """How to send to ``api_url`` with ``api_key`` (the uploader checks the URL and the limits)."""
+        from .entities import entity_named
         from .upload import UploadSettings
 
-        return _shared(UploadSettings, self, api_url=api_url, api_key=api_key)
+        endpoint = entity_named(self.entity).path
+        return _shared(UploadSettings, self, api_url=api_url, api_key=api_key, endpoint=endpoint)
 
     @property
     def unattended(self) -> bool:

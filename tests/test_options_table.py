@@ -76,7 +76,14 @@ def test_show_completion_prints_a_script_that_completes_options(monkeypatch: pyt
 # -- environment variables and config keys ---------------------------------------------------------
 
 #: What else an option needs on the command line to be valid (a dependent option).
-NEEDS = {"full": ["--state", "s.sqlite"], "api-key-file": []}
+PRODUCTS = ["--entity", "products"]
+NEEDS = {
+    "full": ["--state", "s.sqlite"],
+    "api-key-file": [],
+    "currency": PRODUCTS,
+    "price-rule": PRODUCTS,
+    "extra-columns": PRODUCTS,
+}
 
 
 def settled(
@@ -177,10 +184,14 @@ BAD = {
     "delimiter": "ab",
     "encoding": "klingon",
     "sheet": " ",
+    "entity": "orders",
     "map": "code",
+    "extra-columns": "tags",
     "personal-data": "some",
     "code-column": " ",
     "hash-code": "md5",
+    "currency": "EURO",
+    "price-rule": "cheapest",
     "samples": "0",
     "api-url": "ftp://example.com",
     "api-key": "abc",
@@ -210,7 +221,8 @@ def _refusals() -> list[tuple[str, list[str], str]]:
         command = [MAP] if IMPORT not in option.commands else []
         cases.append((f"{option.flag} {value}", [*command, "in.csv", option.flag, value], option.flag))
     for rule in RULES:
-        message = rule.message if isinstance(rule.message, str) else "disagree"
+        # A message worded per case names the option it refuses (``--code-column ... disagree``).
+        message = rule.message if isinstance(rule.message, str) else rule.example[1]
         cases.append((" ".join(rule.example), list(rule.example), message))
     cases.append(("issue 11", ["in.csv", "--dry-run", "--concurrency", "0", "--max-retries", "-3"], "--concurrency"))
     cases.append(("before the sandbox", ["in.csv", "--sandbox", "--concurrency", "100"], "--concurrency"))

@@ -33,6 +33,8 @@ biteral-import customers.csv --sandbox
 
 biteral-import customers.csv --dry-run --output payloads.jsonl
 
+biteral-import products.csv --entity products --currency EUR --sandbox
+
 biteral-import map export.csv --write-mapping export.toml
 
 biteral-import export.csv --mapping export.toml --state sync.sqlite --quiet
@@ -303,6 +305,11 @@ def _map(ctx: typer.Context, params: dict[str, Any]) -> None:
         settings = build_settings(given_of(MAP, ctx, params, (file,)))
         if settings.locations_report is not None:
             check_writable(settings.locations_report)
+        if settings.entity == "products":
+            from ..entities.products import map_products
+
+            map_products(file, settings.read_options(), settings.map_overrides, settings.samples)
+            return
         review = LocationReview()
         with open_source(file, settings.read_options(), stdin=sys.stdin.buffer if file == "-" else None) as source:
             try:
@@ -353,7 +360,7 @@ app.command(IMPORT, cls=Command, epilog=EXAMPLES)(
         IMPORT,
         _import,
         [_argument("files", list[str], "FILE...")],
-        """Import customers from FILE... (one or more exports; - reads standard input) into Biteral.
+        """Import customers (or products: --entity products) from FILE... (- reads standard input) into Biteral.
 
         Exit codes: 0 all rows accepted; 1 finished, some rows rejected or failed; 2 usage, input or
         configuration error (nothing sent); 3 aborted (key refused, API unreachable, quota used up,
@@ -366,7 +373,8 @@ app.command(MAP, cls=Command)(
         MAP,
         _map,
         [_argument("file", str, "FILE")],
-        "Show how FILE's columns map to customer fields and a review of its places; optionally save the mapping.",
+        "Show how FILE's columns map to customer fields (product fields with --entity products) and a review of its "
+        "places; optionally save the mapping.",
     )
 )
 app.command(SANDBOX, cls=Command)(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..entities import ENTITIES
 from ..errors import UsageError
 from ..settings import DEFAULT_API_URL, MaxErrors, parse_percent
 from ..upload import RateLimit, parse_duration
@@ -128,11 +129,15 @@ def reader_rule(field: str) -> Check:
     return check
 
 
-def mapping_rule(flag: str, value: dict[str, str]) -> None:
-    """A check by the mapping's own rule that every ``--map`` field is a customer field."""
-    from ..mapping import MappingOptions
+def product_rule(field: str) -> Check:
+    """A check by the product builder's own rule for ``field`` (``--currency``: an ISO 4217 code)."""
 
-    MappingOptions(overrides=value)
+    def check(flag: str, value: Any) -> None:
+        from ..entities.products import ProductOptions
+
+        ProductOptions(**{field: value})
+
+    return check
 
 
 def a_column(flag: str, value: str) -> None:
@@ -225,6 +230,17 @@ OPTIONS: tuple[Option, ...] = (
         commands=(IMPORT, MAP),
         example="Customers",
     ),
+    Option(
+        "entity",
+        str,
+        "customers",
+        "What the file holds: customers (default) or products.",
+        INPUT,
+        "customers|products",
+        check=one_of(*ENTITIES),
+        commands=(IMPORT, MAP),
+        example="products",
+    ),
     # -- mapping ---------------------------------------------------------------------------------
     Option(
         "map",
@@ -234,7 +250,6 @@ OPTIONS: tuple[Option, ...] = (
         MAPPING,
         "FIELD=COLUMN",
         parse=parse_map,
-        check=mapping_rule,
         field="map_overrides",
         commands=(IMPORT, MAP),
         env=False,
@@ -285,6 +300,16 @@ OPTIONS: tuple[Option, ...] = (
         example="include",
     ),
     Option(
+        "extra-columns",
+        str,
+        "attributes",
+        "Products: unmapped descriptive columns become attributes (default) or metadata.",
+        MAPPING,
+        "attributes|metadata",
+        check=one_of("attributes", "metadata"),
+        example="metadata",
+    ),
+    Option(
         "code-column",
         str,
         None,
@@ -318,6 +343,26 @@ OPTIONS: tuple[Option, ...] = (
         "samples", int, 5, "Rows read for sample values.", MAPPING, "N", check=between(1), commands=(MAP,), example="3"
     ),
     # -- values ----------------------------------------------------------------------------------
+    Option(
+        "currency",
+        str,
+        None,
+        "Products: ISO 4217 currency of prices that name none (EUR, USD...).",
+        VALUES,
+        "CODE",
+        check=product_rule("currency"),
+        example="EUR",
+    ),
+    Option(
+        "price-rule",
+        str,
+        "lowest",
+        "Products: which variant's price is sent (default lowest).",
+        VALUES,
+        "lowest|first",
+        check=one_of("lowest", "first"),
+        example="first",
+    ),
     Option("strict", bool, False, "Reject rows with location or field warnings instead of sending them.", VALUES),
     Option("empty-as-null", bool, False, "Send empty cells as null (removes the field on the server).", VALUES),
     Option(
@@ -703,6 +748,36 @@ def _code_pins(given: Given) -> tuple[str | None, str | None]:
     return given.values.get("code-column"), parse_map(given.values.get("map") or []).get("code")
 
 
+def _products(given: Given) -> bool:
+    return given.values.get("entity") == "products"
+
+
+#: Options only --entity products takes.
+PRODUCT_ONLY = ("currency", "price-rule", "extra-columns")
+
+
+def _product_only(given: Given) -> list[str]:
+    """The flags of the product-only options ``given`` sets."""
+    return ["--" + name for name in PRODUCT_ONLY if given.set(name)]
+
+
+def _map_refusal(given: Given) -> str | None:
+    """Why a ``--map`` field is no field of the ``--entity`` (by that entity's own rule), or None."""
+    overrides = parse_map(given.values.get("map") or [])
+    try:
+        if _products(given):
+            from ..entities.products import ProductOptions
+
+            ProductOptions(overrides=overrides)
+        else:
+            from ..mapping import MappingOptions
+
+            MappingOptions(overrides=overrides)
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     Rule(lambda g: g.inputs.count("-") > 1, "standard input (-) can be given only once", ("-", "-")),
     Rule(
@@ -732,6 +807,34 @@ RULES: tuple[Rule, ...] = (
     ),
     conflict("quiet", "verbose"),
     conflict("json", "verbose", "--json prints only the summary"),
+    Rule(
+        lambda g: _map_refusal(g) is not None,
+        lambda g: _map_refusal(g) or "",
+        ("in.csv", "--map", "colour=Name"),
+        (IMPORT, MAP),
+    ),
+    # --entity products (issue 14): its own options, and the customer ones it has no use for.
+    Rule(
+        lambda g: not _products(g) and bool(_product_only(g)),
+        lambda g: f"{', '.join(_product_only(g))} only apply to --entity products",
+        ("in.csv", *_typed("currency")),
+    ),
+    Rule(
+        lambda g: _products(g) and (g.set("metadata-columns") or g.set("no-extra-metadata")),
+        "--metadata-columns and --no-extra-metadata are for customers; for products use --extra-columns",
+        ("in.csv", *_typed("entity"), *_typed("metadata-columns")),
+    ),
+    Rule(
+        lambda g: _products(g) and g.set("mapping"),
+        "--mapping files describe customer columns; for products use --map FIELD=COLUMN",
+        ("in.csv", *_typed("entity"), *_typed("mapping")),
+    ),
+    Rule(
+        lambda g: _products(g) and g.set("write-mapping"),
+        "--write-mapping saves customer mappings; for products pass --map FIELD=COLUMN to the import",
+        ("map", "in.csv", *_typed("entity"), "--write-mapping", "shop.toml"),
+        (MAP,),
+    ),
 )
 
 NO_KEY = (

@@ -1,8 +1,9 @@
 """A local HTTP server that behaves like the Biteral API, with optional fault injection.
 
 It implements the contract in ``/work/shared/API.md``: ``X-API-Key``/``X-API-Version`` checks,
-``POST /customers`` (one object or up to 100, validated, upserted by ``code`` into SQLite, a batch
-with one bad item rejected whole), ``GET``/``DELETE /customers?code=`` and ``GET /status``.
+``POST /customers`` and ``POST /products`` (one object or up to 100, validated, upserted by ``code``
+into SQLite, a batch with one bad item rejected whole), ``GET``/``DELETE /customers?code=`` (and
+``/products``) and ``GET /status``.
 Latency, random 500/503, a rate limit (429 + ``Retry-After``), a daily quota (429 until midnight
 UTC), 413 and lost responses can be injected to exercise the client's retry logic.
 
@@ -11,9 +12,9 @@ The modules, each one job:
     settings      SandboxSettings (checked when created), SandboxStats
     app           the Starlette app: key check, /status, register_routes/register_entity; the
                   uvicorn server: start_sandbox, running_sandbox, RunningSandbox, serve
-    entities      an entity's POST/GET/DELETE, generic; ``CUSTOMERS``
+    entities      an entity's POST/GET/DELETE, generic; ``CUSTOMERS``, ``PRODUCTS``
     validation/   the 400 shape the SDK parses; one module of field rules per entity
-                  (customers, and the places they name)
+                  (customers, and the places they name; products)
     store         SQLite: one table per entity, upserts by code
     faults        latency, jitter, error rate, rate limit, daily quota, lost answers, body cap
     state         what the routes of one app share
@@ -32,7 +33,7 @@ from .app import (
     serve,
     start_sandbox,
 )
-from .entities import CUSTOMERS, Entity
+from .entities import CUSTOMERS, PRODUCTS, Entity
 from .settings import DEFAULT_API_KEY, SandboxSettings, SandboxStats
 from .state import SandboxState
 
@@ -40,6 +41,7 @@ __all__ = [
     "CUSTOMERS",
     "DEFAULT_API_KEY",
     "ENTITIES",
+    "PRODUCTS",
     "Entity",
     "RunningSandbox",
     "SandboxSettings",

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from biteral_cli.errors import UsageError
 
-from .entities import CUSTOMERS, Entity, handle
+from .entities import CUSTOMERS, PRODUCTS, Entity, handle
 from .settings import DEFAULT_API_KEY, SandboxSettings, SandboxStats
 from .state import CLIENT_ID, PROJECT_ID, SandboxState
 from .store import now_text
@@ -45,7 +45,7 @@ Handler = Callable[[Request, SandboxState], Awaitable[Response]]
 
 #: The entities every sandbox serves. Another entity: its field rules in ``validation/<name>.py``,
 #: an ``Entity`` in ``entities.py``, and one line here.
-ENTITIES: tuple[Entity, ...] = (CUSTOMERS,)
+ENTITIES: tuple[Entity, ...] = (CUSTOMERS, PRODUCTS)
 
 
 def guard(state: SandboxState, request: Request, *, inject_errors: bool) -> Response | None:

@@ -1,5 +1,6 @@
-"""An entity the sandbox serves at ``/<name>``: POST (one object or a batch, upserted by code),
-``GET`` and ``DELETE ?code=`` or ``?id=``; what differs between entities is data (``Entity``).
+"""An entity the sandbox serves at ``/<name>`` (``CUSTOMERS``, ``PRODUCTS``): POST (one object or a
+batch, upserted by code), ``GET`` and ``DELETE ?code=`` or ``?id=``; what differs between entities
+is data (``Entity``).
 
 ``Entity.validate`` checks one item against the entity's field rules (``validation/<name>.py``);
 a batch with one bad item is refused whole, every bad item's errors listed as ``[i].field``.
@@ -19,6 +20,7 @@ from .state import PROJECT_ID, SandboxState
 from .store import Table, TableSpec
 from .validation import FieldError, InvalidJsonError, bad_request, error, items_of, located, parse_json
 from .validation import customers as customer_rules
+from .validation import products as product_rules
 
 #: Checks one item: (its changes to store, None removing a field; the reasons it is refused).
 Validator = Callable[[object, Table], tuple[dict[str, Any], list[FieldError]]]
@@ -32,6 +34,8 @@ class Entity:
     singular: str
     """``customer``: the answers' ``object`` is ``customer``, ``customer_deleted``, ``customers_ingest``."""
     validate: Validator
+    shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """The payload GET returns for a stored record (default: as stored, fields in order)."""
 
     @property
     def path(self) -> str:
@@ -66,7 +70,7 @@ async def handle(entity: Entity, request: Request, state: SandboxState) -> Respo
             "createdAt": found["created_at"],
             "updatedAt": found["updated_at"],
             "projectId": PROJECT_ID,
-            "payload": entity.table.ordered(found["payload"]),
+            "payload": entity.shown(found) if entity.shown is not None else entity.table.ordered(found["payload"]),
         }
     )
 
@@ -119,4 +123,23 @@ CUSTOMERS = Entity(
     table=TableSpec("customers", "cus_", customer_rules.FIELDS, customer_rules.DEFAULTS),
     singular="customer",
     validate=_validate_customer,
+)
+
+
+def _validate_product(item: object, table: Table) -> tuple[dict[str, Any], list[FieldError]]:
+    # An update of a stored product may leave its title out.
+    exists = (
+        isinstance(item, dict)
+        and "title" not in item
+        and isinstance(item.get("code"), str)
+        and table.get(code=item["code"]) is not None
+    )
+    return product_rules.validate(item, exists)
+
+
+PRODUCTS = Entity(
+    table=TableSpec("products", "prd_", product_rules.FIELDS, product_rules.DEFAULTS),
+    singular="product",
+    validate=_validate_product,
+    shown=product_rules.shown,
 )

@@ -46,6 +46,21 @@ def bad_request(code: str, field_errors: Sequence[FieldError] = ()) -> JSONRespo
     return JSONResponse(body, 400)
 
 
+class ItemCheck:
+    """What checking one item finds: its canonical changes and the reasons it is refused, an
+    ``unknown_field`` error first for every key that is none of the entity's fields."""
+
+    def __init__(self, item: Mapping[str, Any], fields: Sequence[str]) -> None:
+        self.out: dict[str, Any] = {}
+        self.errors = [
+            FieldError(name, "unknown_field", f"Unknown field {name!r}") for name in item if name not in fields
+        ]
+
+    def bad(self, name: str, code: str, description: str) -> None:
+        """Refuse the item for ``name``."""
+        self.errors.append(FieldError(name, code, description))
+
+
 class InvalidJsonError(ValueError):
     """A request body that is not JSON (NaN and Infinity included: they are not JSON)."""
 

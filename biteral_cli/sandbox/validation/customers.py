@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import FieldError
+from . import FieldError, ItemCheck
 from .places import resolve_country, resolve_state
 
 #: The customer fields, in the order the API documents (and GET returns) them.
@@ -48,15 +48,8 @@ def validate(item: object, stored_country: str | None) -> tuple[dict[str, Any], 
     """
     if not isinstance(item, dict):
         return {}, [FieldError("", "invalid_type", "Each customer must be a JSON object")]
-    errors: list[FieldError] = []
-    out: dict[str, Any] = {}
-
-    def bad(name: str, code: str, description: str) -> None:
-        errors.append(FieldError(name, code, description))
-
-    for name in item:
-        if name not in FIELDS:
-            bad(name, "unknown_field", f"Unknown field {name!r}")
+    check = ItemCheck(item, FIELDS)
+    out, bad = check.out, check.bad
 
     code = item.get("code")
     if code is None:
@@ -149,7 +142,7 @@ def validate(item: object, stored_country: str | None) -> tuple[dict[str, Any], 
                 out["state"] = resolved.code
             else:
                 bad("state", resolved.error or "unknown_state", resolved.description)
-    return out, errors
+    return out, check.errors
 
 
 # --------------------------------------------------------------------------------------------
