@@ -158,4 +158,10 @@ def test_a_random_table_reads_back_the_same_through_every_reader(
     write(path, table)
     headers, rows = read_back(path)
     assert headers == table[0]
+    if suffix == ".xlsx":
+        # openpyxl (our test writer) stores a whitespace-only cell without xml:space="preserve", so
+        # any XML reader drops its spaces; Excel itself writes the attribute and keeps them.
+        # (A row left with no text at all is an empty row, which every reader skips.)
+        body = [[cell if cell.strip() else "" for cell in row] for row in table[1:]]
+        table = [table[0], *[row for row in body if any(row)]]
     assert rows == [dict(zip(table[0], row, strict=True)) for row in table[1:]]
