@@ -124,6 +124,7 @@ def test_fixed_failure_report_can_be_fed_back(
     assert stored is not None and "_error" not in stored.get("metadata", {})
 
 
+@pytest.mark.slow
 def test_dry_run_sends_nothing_and_writes_payloads(runner: CliRunner, sandbox: RunningSandbox) -> None:
     posts_before = sandbox.stats.posts
     result = invoke(runner, [str(SAMPLES / "customers.csv"), "--dry-run", "--output", "out.jsonl"], key=None)
@@ -176,6 +177,7 @@ def test_wrong_key_aborts_with_exit_3_and_never_shows_the_key(runner: CliRunner,
     assert not Path("customers.failures.csv").exists()  # refused before reading a row
 
 
+@pytest.mark.slow
 def test_json_prints_only_the_summary(runner: CliRunner, sandbox_factory: Callable[..., RunningSandbox]) -> None:
     sandbox = sandbox_factory()
     result = invoke(runner, [str(SAMPLES / "customers.csv"), "--api-url", sandbox.url, "--json"])

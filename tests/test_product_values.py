@@ -161,6 +161,7 @@ def test_status_words(text: str, active: bool) -> None:
     assert parse_flag(text) is active
 
 
+@pytest.mark.slow
 def test_symbols_read_as_one_currency_name_only_that_currency_in_cldr() -> None:
     from babel import Locale, localedata
 

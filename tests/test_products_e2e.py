@@ -144,6 +144,7 @@ def test_shopify_without_currency_rejects_every_product_naming_the_option(
     assert report.count("--currency") == 26  # every row of every product (all are priced), for the re-run
 
 
+@pytest.mark.slow
 def test_rejected_product_rows_go_to_the_failure_report_and_come_back(
     sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
 ) -> None:
@@ -157,6 +158,7 @@ def test_rejected_product_rows_go_to_the_failure_report_and_come_back(
     assert _get(sandbox, "mystery-box")["payload"]["title"] == "Mystery Box"
 
 
+@pytest.mark.slow
 def test_resume_and_state_work_for_products(sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path) -> None:
     sandbox = sandbox_factory()
     first = _import(sandbox, SAMPLES / "products.csv", "--currency", "EUR", "--state", "s.sqlite")
@@ -169,6 +171,7 @@ def _post(sandbox: RunningSandbox, body: object) -> httpx.Response:
     return httpx.post(f"{sandbox.url}/products", json=body, headers=_headers(sandbox))
 
 
+@pytest.mark.slow
 def test_sandbox_validates_what_the_api_documents(sandbox: RunningSandbox) -> None:
     ok = {"code": "sb-1", "title": "Chair", "price": {"amount": "49.95", "currency": "EUR"}}
     assert _post(sandbox, ok).status_code == 200
@@ -347,6 +350,7 @@ def test_state_refuses_a_run_that_would_change_most_products(
     assert summary["exit_code"] == 2 and "11 of the 11 products known to" in summary["error"], summary
 
 
+@pytest.mark.slow
 def test_resume_sends_only_the_products_not_confirmed(
     sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
 ) -> None:
@@ -365,6 +369,7 @@ def test_resume_sends_only_the_products_not_confirmed(
         assert _get(healthy, code)["payload"]["price"]["currency"] == "EUR"
 
 
+@pytest.mark.slow
 def test_map_takes_product_fields_and_a_wrong_one_is_refused_naming_them(in_tmp: Path) -> None:
     common = [str(SAMPLES / "products.csv"), "--entity", "products", "--currency", "EUR", "--dry-run"]
     result = CliRunner().invoke(app, [*common, "--map", "brand=Type", "--output", "p.jsonl", "-q"])
