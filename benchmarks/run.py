@@ -11,7 +11,14 @@ Run: .venv/bin/python benchmarks/run.py            (full run: several minutes)
    against a sequential one-request-per-customer loop;
 4. ``--rate 20/s`` against a sandbox that answers 429 above 20 requests/s;
 5. rate learning: no ``--rate``, against a sandbox that answers 429 above 5 requests/s (issue 12's
-   scenario: 3,000 customers, ``--batch-size 20``): the share of the limit used, and of 429s.
+   scenario: 3,000 customers, ``--batch-size 20``): the share of the limit used, and of 429s;
+6. a second ``--state`` run over an unchanged CSV (1M rows; the state filled by a first run that
+   really sends every row to a zero-latency sandbox), which sends nothing, against
+   ``pandas.read_csv`` of the same file.
+
+``--only csv --only xlsx --only state --only upload`` (or ``--issue11``) measures every row of
+issue 11's target table in one invocation; ``--size NAME=N`` changes one size (``--size
+state_rows=20000``) to iterate quickly.
 
 Every CLI and pandas run is its own child process (wall clock and that child's peak RSS from
 ``wait4``); the sandbox is another process. Prints a table and writes benchmarks/results/latest.json.
@@ -32,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,6 +91,9 @@ class Sizes:
     learn_rows: int = 3_000
     learn_batch_size: int = 20
     learn_limit: float = 5.0
+    state_rows: int = 1_000_000
+    state_fill_concurrency: int = 16
+    """Concurrency of the first ``--state`` run, which only fills the state (zero-latency sandbox)."""
     reps: int = 3
     products: int = 100_000  # Shopify-shaped, three variant rows each
     products_small: int = 10_000
@@ -97,6 +107,7 @@ class Sizes:
             "sequential_rows",
             "rate_rows",
             "learn_rows",
+            "state_rows",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -114,6 +125,7 @@ QUICK = Sizes(
     sequential_rows=20,
     rate_rows=200,
     learn_rows=400,
+    state_rows=2_000,
     reps=1,
     products=1_000,
     products_small=100,
@@ -202,6 +214,34 @@ def dry_run(path: Path, work: Path, *extra: str) -> Measured:
 def median_of(runs: Sequence[Measured]) -> tuple[float, int]:
     """Median wall seconds and median peak RSS of several runs."""
     return statistics.median(m.wall_s for m in runs), int(statistics.median(m.rss_bytes for m in runs))
+
+
+def timed_against(
+    name: str, ours: Sequence[Measured], theirs: Sequence[Measured], *, baseline: str, limit: float, **detail: Any
+) -> Figure:
+    """Our runs' median wall clock against a baseline's (``baseline`` names it); met at ``limit`` x or less."""
+    ours_s, theirs_s = median_of(ours)[0], median_of(theirs)[0]
+    cpu = statistics.median(m.cpu_s for m in ours), statistics.median(m.cpu_s for m in theirs)
+    ratio = ours_s / theirs_s
+    return Figure(
+        name=name,
+        ours=ours_s,
+        ours_unit="s",
+        baseline=theirs_s,
+        baseline_unit=f"s {baseline}",
+        ratio=ratio,
+        ratio_text=f"{ratio:.2f}x pandas (CPU {cpu[0] / cpu[1]:.2f}x)",
+        target=f"<= {limit:g}x",
+        met=ratio <= limit,
+        detail={
+            "runs_s": [m.wall_s for m in ours],
+            "pandas_runs_s": [m.wall_s for m in theirs],
+            "cpu_s": cpu[0],
+            "pandas_cpu_s": cpu[1],
+            "load_average": os.getloadavg(),
+            **detail,
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -314,29 +354,8 @@ def bench_xlsx(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
         ours.append(dry_run(path, work))
         log(f"xlsx rep {rep + 1}/{sizes.reps}: pandas.read_excel")
         theirs.append(checked(measure([PYTHON, "-c", _PANDAS_XLSX, str(path)], cwd=work), "pandas.read_excel", (0,)))
-    ours_s, _ = median_of(ours)
-    pandas_s, _ = median_of(theirs)
-    cpu = statistics.median(m.cpu_s for m in ours), statistics.median(m.cpu_s for m in theirs)
-    log(f"xlsx: CPU {cpu[0]:.2f} s, pandas {cpu[1]:.2f} s")
-    return [
-        Figure(
-            name=f"2. XLSX {sizes.xlsx_rows:,} rows, dry run",
-            ours=ours_s,
-            ours_unit="s",
-            baseline=pandas_s,
-            baseline_unit="s pandas.read_excel",
-            ratio=ours_s / pandas_s,
-            ratio_text=f"{ours_s / pandas_s:.2f}x pandas",
-            target="<= 1.5x",
-            met=ours_s / pandas_s <= 1.5,
-            detail={
-                "runs_s": [m.wall_s for m in ours],
-                "pandas_runs_s": [m.wall_s for m in theirs],
-                "cpu_s": statistics.median(m.cpu_s for m in ours),
-                "pandas_cpu_s": statistics.median(m.cpu_s for m in theirs),
-            },
-        )
-    ]
+    name = f"2. XLSX {sizes.xlsx_rows:,} rows, dry run"
+    return [timed_against(name, ours, theirs, baseline="pandas.read_excel", limit=1.5)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -610,6 +629,50 @@ def bench_learn(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
 
 
 # ------------------------------------------------------------------------------------------------
+# 6: a second --state run
+
+
+def bench_state(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figure]:
+    """A second ``--state`` run over an unchanged CSV (it sends nothing) against pandas.read_csv."""
+    # Clean rows: rows the API rejects are not recorded and would be sent again by the second run.
+    path = make_data.ensure(sizes.state_rows, "csv", data, bad_rate=0.0)
+    state = work / "sync.sqlite"
+    with sandbox(0.0) as server:
+        # The state is filled the only way a user can: a first run that sends every row and records
+        # what the API accepted. Zero latency and high concurrency only make it quicker.
+        log(f"state: first --state run, {sizes.state_rows:,} rows sent to fill {state.name}")
+        concurrency = str(sizes.state_fill_concurrency)
+        fill, stats = upload(path, server, work, "--state", str(state), "--concurrency", concurrency)
+        if json.loads(fill.stdout)["accepted"] != sizes.state_rows:
+            raise RuntimeError(f"state: the first run stored fewer than all {sizes.state_rows:,}: {fill.stdout[-300:]}")
+        log(f"state: first run {fill.wall_s:.1f} s wall, {fill.cpu_s:.1f} s CPU, {stats['posts']:,} POSTs")
+        ours, theirs = [], []
+        for rep in range(sizes.reps):
+            log(f"state rep {rep + 1}/{sizes.reps}: second --state run over the unchanged file")
+            before = stats["requests"]
+            m, stats = upload(path, server, work, "--state", str(state))
+            summary = json.loads(m.stdout)
+            if summary["skipped"] != sizes.state_rows or stats["items_received"] != sizes.state_rows:
+                raise RuntimeError(f"state: the second run sent rows again: {m.stdout[-500:]}")
+            ours.append(m)
+            log(f"state rep {rep + 1}/{sizes.reps}: pandas.read_csv ({stats['requests'] - before} requests made)")
+            theirs.append(checked(measure([PYTHON, "-c", _PANDAS_CSV, str(path)], cwd=work), "pandas.read_csv", (0,)))
+    return [
+        timed_against(
+            f"6. second --state run, {sizes.state_rows:,} unchanged rows",
+            ours,
+            theirs,
+            baseline="pandas.read_csv",
+            limit=2,
+            rss_mb=median_of(ours)[1] / MB,
+            first_run_wall_s=fill.wall_s,
+            first_run_cpu_s=fill.cpu_s,
+            first_run_concurrency=sizes.state_fill_concurrency,
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
 # Reporting
 
 
@@ -677,8 +740,8 @@ def bench_products(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figur
         theirs.append(checked(measure([PYTHON, "-c", _PANDAS_CSV, str(big)], cwd=work), "pandas.read_csv", (0,)))
         smalls.append(dry_run(small, work, *options))
     return reading_figures(
-        f"6. products {sizes.products:,} ({sizes.products * 3:,} rows)",
-        f"6. products peak RSS, {sizes.products:,} vs {sizes.products_small:,}",
+        f"7. products {sizes.products:,} ({sizes.products * 3:,} rows)",
+        f"7. products peak RSS, {sizes.products:,} vs {sizes.products_small:,}",
         f"{sizes.products_small:,}",
         (ours, theirs, smalls),
         speed=None,
@@ -689,11 +752,24 @@ def bench_products(sizes: Sizes, data: Path, work: Path, log: Any) -> list[Figur
 BENCHES = {
     "csv": bench_csv,
     "xlsx": bench_xlsx,
+    "state": bench_state,
     "upload": bench_upload,
     "rate": bench_rate,
     "learn": bench_learn,
     "products": bench_products,
 }
+#: The benchmarks behind issue 11's target table, in the order ``--issue11`` runs them.
+ISSUE_11 = ("csv", "xlsx", "state", "upload")
+
+
+def _size(text: str) -> tuple[str, int]:
+    """``NAME=N`` as (a whole-number field of Sizes, its value); ValueError naming what is wrong."""
+    name, _, value = text.partition("=")
+    kinds = {f.name: f.type for f in fields(Sizes)}
+    if kinds.get(name) not in (int, "int"):
+        whole = ", ".join(n for n, kind in kinds.items() if kind in (int, "int"))
+        raise ValueError(f"{name!r} is not one of {whole}")
+    return name, int(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -702,6 +778,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition (a smoke run)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement (default 3)")
     parser.add_argument("--only", action="append", choices=sorted(BENCHES), help="run only this benchmark")
+    parser.add_argument(
+        "--issue11", action="store_true", help=f"run the benchmarks of issue 11's targets ({', '.join(ISSUE_11)})"
+    )
+    parser.add_argument(
+        "--size", action="append", default=[], metavar="NAME=N", help="change one size, e.g. state_rows=20000"
+    )
     parser.add_argument("--data-dir", type=Path, default=make_data.DATA_DIR, help="where generated exports go")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "latest.json", help="JSON output")
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose biteral_cli to measure (before/after)")
@@ -713,18 +795,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.reps < 1:
             parser.error("--reps must be at least 1")
         sizes = replace(sizes, reps=args.reps)
+    try:
+        changed: dict[str, Any] = dict(_size(text) for text in args.size)
+        sizes = replace(sizes, **changed)
+    except (TypeError, ValueError) as error:
+        parser.error(f"--size: {error}")
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     figures: list[Figure] = []
+    names = [*(args.only or ()), *(ISSUE_11 if args.issue11 else ())] or list(BENCHES)
+    load_start, started = os.getloadavg(), datetime.now(UTC)
+    log(f"load average at start: {' '.join(f'{x:.2f}' for x in load_start)}")
     with tempfile.TemporaryDirectory(prefix="biteral-bench-") as tmp:
         work = Path(tmp)
-        for name in args.only or list(BENCHES):
+        for name in dict.fromkeys(names):
             figures += BENCHES[name](sizes, args.data_dir, work, log)
+    load_end = os.getloadavg()
+    log(f"load average at end: {' '.join(f'{x:.2f}' for x in load_end)}")
     print(table(figures))
     results = {
         "machine": machine(),
+        "started": started.isoformat(timespec="seconds"),
+        "load_average_start": load_start,
+        "load_average_end": load_end,
         "code": str(CODE),
         "quick": args.quick,
         "sizes": asdict(sizes),
