@@ -449,12 +449,12 @@ def test_json_array_streams_back_identically_whatever_the_chunk_size(
     records: list[dict[str, Any]], indent: int | None, chunk: int
 ) -> None:
     data = json.dumps(records, indent=indent, ensure_ascii=False).encode()
-    original = reader._JSON_CHUNK_CHARS
-    reader._JSON_CHUNK_CHARS = chunk  # tiny chunks put element boundaries at every possible place
+    original = reader._json._JSON_CHUNK_CHARS
+    reader._json._JSON_CHUNK_CHARS = chunk  # tiny chunks put element boundaries at every possible place
     try:
         _, rows = read("-", stdin=io.BytesIO(data), format="json")
     finally:
-        reader._JSON_CHUNK_CHARS = original
+        reader._json._JSON_CHUNK_CHARS = original
     assert [row.cells for row in rows] == records
     assert [row.row for row in rows] == list(range(1, len(records) + 1))
 
