@@ -8,10 +8,11 @@ top-to-bottom application of the file would give.
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 
@@ -120,55 +121,88 @@ class BatchCounter:
 
 
 class SeenCodes:
-    """A set of customer codes in about 16 bytes a code, for noticing repeats across a huge file.
+    """A set of customer codes in about 8 bytes a code, for noticing repeats across a huge file.
 
-    Codes are kept as 64-bit hashes in an open-addressing table (a Python ``set`` of a million codes
-    costs ~90 MB; this costs 16 MB). Two different codes share a hash with odds of about 1 in 10^7
-    at a million codes; the price of that is one spurious "appears earlier" warning, never a lost row.
+    Codes are kept as their 64-bit hashes in sorted numpy arrays of doubling sizes (a log-structured
+    merge: each level is searched with ``searchsorted``, two levels of one size are merged), and the
+    last few thousand single additions in a Python set (a Python ``set`` of a million codes costs
+    ~90 MB; this costs 8 MB, and a chunk of codes is checked in a few vectorized calls). Two different
+    codes share a hash with odds of about 1 in 10^7 at a million codes; the price of that is one
+    spurious "appears earlier" warning, never a lost row.
     """
 
-    __slots__ = ("_mask", "_size", "_table")
+    __slots__ = ("_levels", "_recent", "_recent_limit", "_size")
 
-    def __init__(self, capacity: int = 1 << 12) -> None:
-        self._table = array("q", bytes(8 * capacity))
-        self._mask = capacity - 1
+    def __init__(self, recent: int = 4096) -> None:
+        self._levels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        self._recent: set[int] = set()
+        self._recent_limit = recent
+        """Single additions kept in a Python set before they become a sorted level."""
         self._size = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the sorted levels take (the recent set aside)."""
+        return sum(level.nbytes for level in self._levels)
 
     def __len__(self) -> int:
         return self._size
 
-    def _slot(self, code: object) -> tuple[int, int]:
-        """The code's 64-bit key and its slot: where the key is, or the empty slot it would take."""
-        key = hash(code) or 1  # 0 marks an empty slot
-        table, mask = self._table, self._mask
-        slot = key & mask
-        while (found := table[slot]) != 0 and found != key:
-            slot = (slot + 1) & mask
-        return key, slot
+    def _known(self, key: int) -> bool:
+        if key in self._recent:
+            return True
+        for level in self._levels:
+            at = int(np.searchsorted(level, key))
+            if at < len(level) and int(level[at]) == key:
+                return True
+        return False
 
     def add(self, code: str) -> bool:
         """Remember ``code``; True when it was new, False when it was seen before."""
-        key, slot = self._slot(code)
-        if self._table[slot]:
+        key = hash(code)
+        if self._known(key):
             return False
-        self._table[slot] = key
+        self._recent.add(key)
         self._size += 1
-        if self._size * 2 > self._mask:
-            self._grow()
+        if len(self._recent) >= self._recent_limit:
+            self._push(np.fromiter(self._recent, np.int64, len(self._recent)))
+            self._recent = set()
         return True
+
+    def add_many(self, codes: Sequence[str]) -> list[int]:
+        """Remember ``codes`` in order; the indices of those seen before (earlier in ``codes`` too)."""
+        n = len(codes)
+        if n == 0:
+            return []
+        keys = np.fromiter(map(hash, codes), np.int64, n)
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        later = np.empty(n, dtype=bool)
+        later[0] = False
+        np.equal(ordered[1:], ordered[:-1], out=later[1:])  # the first of equal keys stays new
+        repeat = np.zeros(n, dtype=bool)
+        repeat[order[later]] = True
+        known = np.zeros(n, dtype=bool)
+        for level in self._levels:
+            at = np.minimum(np.searchsorted(level, keys), len(level) - 1)
+            known |= level[at] == keys
+        if self._recent:
+            known |= np.isin(keys, np.fromiter(self._recent, np.int64, len(self._recent)))
+        fresh = np.unique(keys[~known])
+        self._size += len(fresh)
+        if len(fresh):
+            self._push(fresh)
+        repeat |= known
+        return np.flatnonzero(repeat).tolist()
 
     def __contains__(self, code: object) -> bool:
         """Whether ``code`` was added (with the same rare false positives as ``add``)."""
-        return self._table[self._slot(code)[1]] != 0
+        return self._known(hash(code))
 
-    def _grow(self) -> None:
-        old = self._table
-        self._table = array("q", bytes(16 * len(old)))
-        self._mask = len(self._table) - 1
-        table, mask = self._table, self._mask
-        for key in old:
-            if key:
-                slot = key & mask
-                while table[slot]:
-                    slot = (slot + 1) & mask
-                table[slot] = key
+    def _push(self, keys: np.ndarray[Any, np.dtype[np.int64]]) -> None:
+        """Add sorted distinct ``keys`` (none known yet) as a level; merge levels no larger than it."""
+        levels = self._levels
+        levels.append(np.sort(keys))
+        while len(levels) > 1 and len(levels[-2]) <= 2 * len(levels[-1]):
+            top = levels.pop()
+            levels[-1] = np.sort(np.concatenate((levels[-1], top)))

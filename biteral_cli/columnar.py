@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .chunk import Chunk
 from .mapping import Mapping
@@ -33,6 +34,20 @@ CACHE_LIMIT = 1 << 18
 _CODE = b'{"code":'
 _CLOSE = b"}"
 _METADATA = b',"metadata":{'
+_CODE_OPEN = pa.scalar(b'{"code":"', pa.binary())
+_QUOTE = pa.scalar(b'"', pa.binary())
+_EMPTY_SCALAR = pa.scalar(b"", pa.binary())
+_NEWLINE_SCALAR = pa.scalar(b"\n", pa.binary())
+_CLOSE_SCALAR = pa.scalar(_CLOSE, pa.binary())
+_METADATA_SCALAR = pa.scalar(_METADATA, pa.binary())
+#: A code that needs a closer look than "sent as written" (RE2 syntax): empty; starting with a
+#: blank, an apostrophe or a non-ASCII character, ending with a blank or non-ASCII character
+#: (``str.strip`` decides); or holding a character JSON escapes (a quote, a backslash, a control).
+_ODD_CODE = r'^$|^[^!-&(-~]|[^!-~]$|["\\\x00-\x1f\x7f]'
+#: A character orjson writes escaped: a quote, a backslash or a control character.
+_ESCAPED = r'["\\\x00-\x1f]'
+#: Only characters ``str.isspace`` calls whitespace (RE2 syntax; its ``\s`` is ASCII-only).
+_SPACES = r"^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+$"
 #: Stands for "this row is prepared alone" among fragments: a byte valid UTF-8 (all orjson writes)
 #: never holds, so one ``in`` on the joined line finds it.
 _BAD = b"\xff"
@@ -44,15 +59,39 @@ _ABSENT: Any = object()
 
 @dataclass(slots=True)
 class Normalized:
-    """One chunk's payload lines: ``bodies[i]`` for a clean row, None for a row to prepare alone."""
+    """One chunk's payload lines: ``lines[i]`` for a clean row; the rows in ``bad`` are prepared alone."""
 
-    bodies: list[bytes | None]
+    lines: Any
+    """An arrow binary array, one line per row (empty where the row is in ``bad``)."""
+    bad: list[int]
+    """Indices of the rows to prepare one by one (a rule has something to say, the reader flagged it)."""
     codes: list[str | None]
     """The code of each clean row as normalized (what --shard divides by)."""
     sent_codes: list[str | None]
     """The code each clean row is sent with: ``codes``, hashed with --hash-code sha256."""
-    places: list[Any] | None
-    """Per row, (review key, fields, payload) of its places rule, for the locations review."""
+    place_index: Any = None
+    """With the locations review: per row, the index into ``place_infos`` of its places (arrow int32)."""
+    place_infos: list[Any] | None = None
+    """(review key, fields, payload) of each distinct places combination, for the locations review."""
+    _bodies: list[bytes | None] | None = None
+
+    @property
+    def bodies(self) -> list[bytes | None]:
+        """Per row, its payload line, or None for a row to prepare alone."""
+        if self._bodies is None:
+            bodies: list[bytes | None] = self.lines.to_pylist()
+            for index in self.bad:
+                bodies[index] = None
+            self._bodies = bodies
+        return self._bodies
+
+    @property
+    def places(self) -> list[Any] | None:
+        """Per row, (review key, fields, payload) of its places rule, for the locations review."""
+        if self.place_infos is None:
+            return None
+        infos = self.place_infos
+        return [infos[i] for i in self.place_index.to_pylist()]
 
 
 @dataclass(slots=True)
@@ -86,24 +125,32 @@ class _Rule:
         self.fragments: dict[Any, bytes] = {}
         self.info: dict[Any, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
 
-    def run(self, chunk: Chunk) -> tuple[list[bytes], Sequence[Any]]:
-        """(fragment per row, key per row) for ``chunk``."""
-        n = len(chunk)
-        columns = [chunk.column(c) for c in self.columns]
-        if not columns:
-            keys: Sequence[Any] = [()] * n
-        elif len(columns) == 1:
-            keys = columns[0]  # type: ignore[assignment]
+    def run(self, columns: dict[str, Any], n: int) -> tuple[Any, Any, Any, list[Any]]:
+        """(fragment per row, bad flag per row or None, distinct index per row, distinct keys) for a
+        chunk whose columns (arrow string arrays) are ``columns``."""
+        arrays = [columns[c] for c in self.columns]
+        if not arrays:
+            keys: list[Any] = [()]
+            indices = pa.repeat(pa.scalar(0, pa.int32()), n)
+        elif len(arrays) == 1:
+            encoded = pc.dictionary_encode(arrays[0])
+            indices, keys = encoded.indices, encoded.dictionary.to_pylist()
         else:
-            keys = list(zip(*columns, strict=True))
+            indices, keys = _combinations(arrays)
         table = self.table
         if len(table) > CACHE_LIMIT:
             table.clear()
             self.info.clear()
-        single = len(columns) == 1
+        single = len(arrays) == 1
         for key in set(keys).difference(table):
             table[key] = self._compute((key,) if single else key)
-        return list(map(table.__getitem__, keys)), keys
+        fragments = [table[key] for key in keys]
+        flags = [fragment is _BAD for fragment in fragments]
+        values = pa.array(
+            [b"" if flag else fragment for fragment, flag in zip(fragments, flags, strict=True)], pa.binary()
+        )
+        bad = pa.array(flags, pa.bool_()).take(indices) if any(flags) else None
+        return values.take(indices), bad, indices, keys
 
     def _compute(self, cells: tuple[Any, ...]) -> bytes:
         if self.value_of is not None:
@@ -183,38 +230,69 @@ class ChunkNormalizer:
         """The payload lines of ``chunk``'s clean rows, or None when no row of it can be done here."""
         if not self.enabled or not chunk.tabular or self.code is None:
             return None
-        codes = self._codes(chunk)
+        n = len(chunk)
+        columns = dict(zip(chunk.headers, chunk.arrays(), strict=True))
+        codes, code_fragments, code_bad = self._codes(columns, n)
         sent = [None if c is None else sha256_code(c) for c in codes] if self.hash_code else codes
-        parts: list[Sequence[bytes]] = [self._code_fragments(sent)]
-        places: list[Any] | None = None
+        if self.hash_code:
+            code_fragments, code_bad = _python_fragments(sent)
+        parts = [code_fragments]
+        bads = [code_bad]
+        place_index = place_infos = None
         for rule in self.rules:
-            fragments, keys = rule.run(chunk)
+            fragments, bad, indices, keys = rule.run(columns, n)
             parts.append(fragments)
+            bads.append(bad)
             if rule.keep and review:
                 info = rule.info
-                places = [info.get(key) for key in keys]
-        parts.append(self._metadata(chunk))
-        parts.append(list(repeat(_CLOSE, len(chunk))))
-        lines = [b"".join(t) for t in zip(*parts, strict=True)]
-        bodies: list[bytes | None] = [None if _BAD in line else line for line in lines]
-        for index in (*chunk.errors, *chunk.warnings):
-            bodies[index] = None
-        return Normalized(bodies, codes, sent, places)
+                place_index, place_infos = indices, [info.get(key) for key in keys]
+        meta, meta_bad = self._metadata(columns, n)
+        parts.append(meta)
+        bads.append(meta_bad)
+        lines = pc.binary_join_element_wise(*parts, _CLOSE_SCALAR, _EMPTY_SCALAR)
+        flagged = [b for b in bads if b is not None]
+        bad_rows: set[int] = {*chunk.errors, *chunk.warnings}
+        if flagged:
+            any_bad = flagged[0]
+            for more in flagged[1:]:
+                any_bad = pc.or_(any_bad, more)
+            bad_rows.update(pc.indices_nonzero(any_bad).to_pylist())
+        return Normalized(lines, sorted(bad_rows), codes, sent, place_index, place_infos)
 
-    def _codes(self, chunk: Chunk) -> list[str | None]:
+    def _codes(self, columns: dict[str, Any], n: int) -> tuple[list[str | None], Any, Any]:
+        """(code per row or None, its ``{"code":...`` fragment per row, bad flag per row or None)."""
         source = self.code
         assert source is not None
-        if source.column is None:
-            values: Sequence[Any] = [source.constant] * len(chunk)
-        else:
-            values = chunk.column(source.column)  # type: ignore[assignment]
-            if source.convert is not None:
-                values = [source.convert(v) for v in values]
         limit = self.normalizer.options.max_code_length
         slow = self._code_of
-        return [
-            c if type(v) is str and (c := v.strip()) and c[0] != "'" and len(c) <= limit else slow(v) for v in values
-        ]
+        if source.column is None or source.convert is not None:
+            if source.column is None:
+                values: Sequence[Any] = [source.constant] * n
+            else:
+                values = [source.convert(v) for v in columns[source.column].to_pylist()]  # type: ignore[misc]
+            codes = [
+                c if type(v) is str and (c := v.strip()) and c[0] != "'" and len(c) <= limit else slow(v)
+                for v in values
+            ]
+            fragments, bad = _python_fragments(codes)
+            return codes, fragments, bad
+        column = columns[source.column]
+        # Codes that need a closer look: empty, a blank or apostrophe or non-ASCII at an end (strip
+        # decides), a character JSON escapes, or too long. All others are sent as written.
+        odd = pc.or_(pc.match_substring_regex(column, _ODD_CODE), pc.greater(pc.utf8_length(column), limit))
+        codes: list[str | None] = column.to_pylist()  # type: ignore[no-redef]
+        fragments = pc.binary_join_element_wise(_CODE_OPEN, column.cast(pa.binary()), _QUOTE, _EMPTY_SCALAR)
+        bad = None
+        if pc.any(odd).as_py():
+            where = pc.indices_nonzero(odd).to_pylist()
+            for index in where:
+                v = codes[index]
+                codes[index] = c if type(v) is str and (c := v.strip()) and c[0] != "'" and len(c) <= limit else slow(v)
+            fixed, fixed_bad = _python_fragments([codes[i] for i in where])
+            fragments = pc.replace_with_mask(fragments, odd, fixed)
+            if fixed_bad is not None:
+                bad = pc.replace_with_mask(pa.repeat(pa.scalar(False), n), odd, fixed_bad)
+        return codes, fragments, bad
 
     def _code_of(self, value: Any) -> str | None:
         """The code of an unusual cell (a leading apostrophe, say), or None when it is no code."""
@@ -224,58 +302,88 @@ class ChunkNormalizer:
         code = payload.get("code")
         return code if not errors and type(code) is str else None
 
-    @staticmethod
-    def _code_fragments(codes: list[str | None]) -> list[bytes]:
-        dumps = orjson.dumps
-        try:
-            return [_BAD if c is None else _CODE + dumps(c) for c in codes]
-        except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): those rows alone
-            return [_BAD if c is None else _code_fragment(c) for c in codes]
-
-    def _metadata(self, chunk: Chunk) -> list[bytes]:
-        """Per row, ``,"metadata":{...}`` of its non-blank extra columns, "" without any; None
-        for a row with JSON metadata text or possibly too long metadata (prepared alone)."""
-        n = len(chunk)
-        columns: list[list[bytes]] = []
-        for (column, key), table in zip(self.meta_pairs, self.meta_tables, strict=True):
-            cells = chunk.column(column)
-            assert cells is not None
-            if len(table) > CACHE_LIMIT:
-                table.clear()
+    def _metadata(self, columns: dict[str, Any], n: int) -> tuple[Any, Any]:
+        """(``,"metadata":{...}`` of each row's non-blank extra columns or "" without any, bad flag
+        per row or None): a row with JSON metadata text or possibly too long metadata is prepared alone."""
+        fragments = []
+        refused = None  # rows with a cell orjson refuses (a lone surrogate cannot come from arrow, but JSON can)
+        for column, key in self.meta_pairs:
+            cells = columns[column]
             prefix = b"," + orjson.dumps(key) + b":"
-            distinct = set(cells)
-            if len(distinct) > n // 4:  # mostly distinct (amounts, ids): remembering them gains nothing
-                dumps = orjson.dumps
-                try:
-                    columns.append([b"" if not v or v.isspace() else prefix + dumps(v) for v in cells])
-                except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): those rows alone
-                    columns.append([b"" if not v or v.isspace() else _fragment(prefix, v) for v in cells])
-                continue
-            for value in distinct.difference(table):
-                table[value] = b"" if not value or value.isspace() else _fragment(prefix, value)
-            columns.append(list(map(table.__getitem__, cells)))
-        limit = self.max_metadata
-        out: list[bytes]
-        if not columns:
-            out = [b""] * n
+            joined = pc.binary_join_element_wise(prefix + b'"', cells.cast(pa.binary()), _QUOTE, _EMPTY_SCALAR)
+            escape = pc.match_substring_regex(cells, _ESCAPED)
+            if pc.any(escape).as_py():
+                escaped = [_fragment(prefix, v) for v in cells.filter(escape).to_pylist()]
+                flags = [f is _BAD for f in escaped]
+                values = pa.array([b"" if flag else f for f, flag in zip(escaped, flags, strict=True)], pa.binary())
+                joined = pc.replace_with_mask(joined, escape, values)
+                if any(flags):
+                    marks = pc.replace_with_mask(pa.repeat(pa.scalar(False), n), escape, pa.array(flags, pa.bool_()))
+                    refused = marks if refused is None else pc.or_(refused, marks)
+            fragments.append(pc.if_else(_blank(cells), _EMPTY_SCALAR, joined))
+        bad = refused
+        if not fragments:
+            out = pa.repeat(_EMPTY_SCALAR, n)
         else:
-            out = []
-            append = out.append
-            for t in zip(*columns, strict=True):
-                joined = b"".join(t)
-                if not joined:
-                    append(b"")
-                elif 6 * len(joined) + 2 > limit or _BAD in joined:  # may be too long: measured by prepare
-                    append(_BAD)
-                else:
-                    append(_METADATA + joined[1:] + _CLOSE)
+            joined = pc.binary_join_element_wise(*fragments, _EMPTY_SCALAR) if len(fragments) > 1 else fragments[0]
+            length = pc.binary_length(joined)
+            none = pc.equal(length, 0)
+            # Without the first fragment's comma (binary_slice fails on all-empty arrays in pyarrow 26).
+            inner = pc.binary_replace_slice(joined, 0, 1, b"")
+            wrapped = pc.binary_join_element_wise(_METADATA_SCALAR, inner, _CLOSE_SCALAR, _EMPTY_SCALAR)
+            out = pc.if_else(none, _EMPTY_SCALAR, wrapped)
+            # Possibly too long once escaped: measured by prepare, row by row.
+            long = pc.greater(pc.add(pc.multiply(length, 6), 2), self.max_metadata)
+            bad = long if bad is None else pc.or_(bad, long)
         if self.json_column is not None:
-            json_cells = chunk.column(self.json_column)
-            assert json_cells is not None
-            for index, text in enumerate(json_cells):
-                if text.strip():
-                    out[index] = _BAD
-        return out
+            texts = pc.invert(_blank(columns[self.json_column]))
+            bad = texts if bad is None else pc.or_(bad, texts)
+        return out, bad
+
+
+def _blank(cells: Any) -> Any:
+    """Per cell, whether it is empty or only whitespace (as ``not cell or cell.isspace()`` says)."""
+    return pc.or_(pc.equal(pc.binary_length(cells), 0), pc.match_substring_regex(cells, _SPACES))
+
+
+def _combinations(arrays: list[Any]) -> tuple[Any, list[tuple[Any, ...]]]:
+    """(per row, the index of its distinct combination of cells; the distinct combinations)."""
+    encoded = [pc.dictionary_encode(a) for a in arrays]
+    dictionaries = [e.dictionary.to_pylist() for e in encoded]
+    combined = encoded[0].indices.cast(pa.int64())
+    for e, dictionary in zip(encoded[1:], dictionaries[1:], strict=True):
+        combined = pc.add(pc.multiply(combined, len(dictionary)), e.indices.cast(pa.int64()))
+    distinct = pc.dictionary_encode(combined)
+    keys = []
+    sizes = [len(d) for d in dictionaries]
+    for number in distinct.dictionary.to_pylist():
+        cells = []
+        for dictionary, size in zip(reversed(dictionaries), reversed(sizes), strict=True):
+            number, at = divmod(number, size)
+            cells.append(dictionary[at])
+        keys.append(tuple(reversed(cells)))
+    return distinct.indices, keys
+
+
+def _python_fragments(codes: Sequence[str | None]) -> tuple[Any, Any]:
+    """(``{"code":...`` fragment per code, bad flag per code or None) computed in Python."""
+    fragments = [_BAD if c is None else _code_fragment(c) for c in codes]
+    flags = [f is _BAD for f in fragments]
+    values = pa.array([b"" if flag else f for f, flag in zip(fragments, flags, strict=True)], pa.binary())
+    return values, (pa.array(flags, pa.bool_()) if any(flags) else None)
+
+
+def newline_joined(lines: Any) -> bytes:
+    """The lines of an arrow binary array, each followed by a newline, as one bytes object."""
+    if len(lines) == 0:
+        return b""
+    joined = pc.binary_join_element_wise(lines, _NEWLINE_SCALAR, _EMPTY_SCALAR)
+    offsets, data = joined.buffers()[1:3]
+    first, last = (
+        memoryview(offsets).cast("i")[joined.offset],
+        memoryview(offsets).cast("i")[joined.offset + len(joined)],
+    )
+    return bytes(memoryview(data)[first:last])
 
 
 def sha256_code(code: str) -> str:

@@ -22,17 +22,20 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 import httpx
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
 
 from .batching import BatchCounter, SeenCodes, batches, chunks
 from .checkpoint import Checkpoint, default_checkpoint_path
 from .chunk import Chunk
-from .columnar import ChunkNormalizer, Normalized, sha256_code
+from .columnar import ChunkNormalizer, Normalized, newline_joined, sha256_code
 from .entities import entity_named
 from .errors import (
     EXIT_ABORTED,
@@ -53,6 +56,7 @@ from .progress import Progress
 from .reader import Source, content_hash, open_source
 from .records import Extracted, Issue, Prepared, SourceRow
 from .report import (
+    RowOrdered,
     RowReport,
     Summary,
     check_writable,
@@ -209,50 +213,110 @@ class Run(Outcomes):
             self.batches_sent += counter.batches
 
     def _dry_chunk(self, chunk: Chunk, one: Input, counter: BatchCounter, seq: Iterator[int]) -> None:
-        """One chunk of a dry run: runs of clean rows in bulk, the rows between them one by one."""
+        """One chunk of a dry run: the rows a rule has something to say about one by one, in order;
+        then every accepted row at once (repeats, --output, batches), in row order."""
         assert one.columnar is not None
         done = one.columnar.run(chunk, review=self.review is not None)
-        slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
-        start = 0
-        for index in (*slow, len(chunk)):
-            if self.stop.is_set():
-                return
-            if done is not None and start < index:
-                self._dry_clean(chunk, done, start, index, counter)
-                if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
+        if done is None:
+            for index in range(len(chunk)):
+                if self.stop.is_set():
                     return
-            if index < len(chunk):
                 item = self._one(chunk, index, one, next(seq))
                 if item is not None:
                     self._dry_items(item.ref.source, [item.code], [item.body], counter, new=False)
-            start = index + 1
+            return
+        n = len(chunk)
+        chunk.fetch(done.bad)  # the cells of the rows prepared alone, read at once
+        items: dict[int, Item] = {}
+        limit, start = n, 0
+        warnings, self.warnings = self.warnings, RowOrdered(self.warnings) if self.warnings is not None else None
+        try:
+            for index in (*done.bad, n):
+                if self.stop.is_set():
+                    limit = start
+                    break
+                if start < index:
+                    counted = self._count_clean(start, index)
+                    if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
+                        limit = counted
+                        break
+                if index < n:
+                    item = self._one(chunk, index, one, next(seq), repeats=False)
+                    if item is not None:
+                        items[index] = item
+                start = index + 1
+            self._dry_accept(chunk, done, items, limit, counter)
+        finally:
+            if isinstance(self.warnings, RowOrdered):
+                self.warnings.flush()
+            self.warnings = warnings
 
-    def _dry_clean(self, chunk: Chunk, done: Normalized, start: int, end: int, counter: BatchCounter) -> None:
-        """Rows ``start`` to ``end`` of a chunk, all clean: counted, checked for repeats, batched."""
+    def _count_clean(self, start: int, end: int) -> int:
+        """Count clean rows ``start`` to ``end`` as processed; where counting stopped (a --max-errors
+        percentage is first checked at the 100th row, and may stop the run there)."""
         if self.bad and self.processed < BUDGET_ROWS < self.processed + end - start:
-            # A --max-errors percentage is first checked at the 100th row: stop there if it says so.
             cut = start + BUDGET_ROWS - self.processed
-            self._dry_clean(chunk, done, start, cut, counter)
+            self.count_processed(cut - start)
             if self.stop.is_set():
-                return
+                return cut
             start = cut
-        source = chunk.source
         self.count_processed(end - start)
-        if done.places is not None and self.review is not None:
-            self.review.record_clean(done.places[start:end])
-        indices: Sequence[int] = range(start, end)
+        return end
+
+    def _dry_accept(
+        self, chunk: Chunk, done: Normalized, items: dict[int, Item], limit: int, counter: BatchCounter
+    ) -> None:
+        """Accept, in row order, the clean rows before ``limit`` and the ``items`` of rows prepared
+        alone: repeats warned, lines written to --output, batches counted, the review told."""
+        n = len(chunk)
+        keep = [True] * limit + [False] * (n - limit)
+        for index in done.bad:
+            if index < limit:
+                keep[index] = False
+        if done.place_infos is not None and self.review is not None and any(keep):
+            clean = done.place_index.filter(pa.array(keep, pa.bool_()))
+            infos = done.place_infos
+            counts = pc.value_counts(clean).to_pylist()
+            self.review.record_counted((infos[entry["values"]], entry["counts"]) for entry in counts)
         if self.settings.shard is not None:
-            codes = done.codes
-            indices = [i for i in indices if self._in_shard(codes[i])]
-            if skipped := end - start - len(indices):
-                self.tally.add(source, "skipped", n=skipped)
-        sent = [done.sent_codes[i] or "" for i in indices]
-        bodies = [done.bodies[i] or b"" for i in indices]
-        seen = self.seen_codes.add
-        repeats = [n for n, code in enumerate(sent) if not seen(code)]
-        for n in repeats:
-            self._repeated(chunk.row(indices[n]), sent[n])
-        self._dry_items(source, sent, bodies, counter, new=not repeats)
+            codes, skipped = done.codes, 0
+            for index in range(limit):
+                if keep[index] and not self._in_shard(codes[index]):
+                    keep[index] = False
+                    skipped += 1
+            if skipped:
+                self.tally.add(chunk.source, "skipped", n=skipped)
+        lines = done.lines
+        sent = done.sent_codes
+        if items:
+            ordered = sorted(items)
+            mask = [False] * n
+            sent = list(sent)
+            for index in ordered:
+                mask[index] = keep[index] = True
+                sent[index] = items[index].code
+            bodies = pa.array([items[index].body for index in ordered], pa.binary())
+            lines = pc.replace_with_mask(lines, pa.array(mask, pa.bool_()), bodies)
+        rows = list(compress(range(n), keep))
+        if not rows:
+            return
+        lines = lines.filter(pa.array(keep, pa.bool_())) if len(rows) < n else lines
+        codes_sent: list[str] = list(compress(sent, keep))  # type: ignore[arg-type]
+        repeats = self.seen_codes.add_many(codes_sent)
+        if repeats:
+            chunk.fetch([rows[k] for k in repeats])
+            for k in repeats:
+                self._repeated(chunk.row(rows[k]), codes_sent[k])
+        if self.output is not None:
+            self.output.write(newline_joined(lines))
+        lengths = pc.binary_length(lines).to_pylist()
+        if repeats:
+            for code, length in zip(codes_sent, lengths, strict=True):
+                counter.add(code, length)
+        else:
+            counter.add_new(codes_sent, lengths)
+        self.tally.add(chunk.source, "accepted", n=len(rows))
+        self._advance(len(rows))
 
     def _dry_items(
         self, source: str, codes: list[str], bodies: list[bytes], counter: BatchCounter, *, new: bool
@@ -326,7 +390,9 @@ class Run(Outcomes):
         if self.warnings is not None:
             self.warnings.add(row, stage="validate", field="code", error=message)
 
-    def _one(self, chunk: Chunk, index: int, one: Input, seq: int) -> Item | None:
+    def _one(self, chunk: Chunk, index: int, one: Input, seq: int, *, repeats: bool = True) -> Item | None:
+        """Row ``index`` read, normalized and accounted for alone: its item to send, or None (a
+        rejected, skipped or resumed row); ``repeats`` False leaves the repeated-code check to the caller."""
         row = chunk.row(index)
         self.count_processed()
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
@@ -351,7 +417,7 @@ class Run(Outcomes):
             self.reject(row, prepared.stage, field, message, reason=reason_key(errors[0].field, errors[0].message))
             return None
         code = self.final_code(prepared)
-        if not self.seen_codes.add(code):
+        if repeats and not self.seen_codes.add(code):
             self._repeated(row, code)
         body = _encode(prepared.payload)
         # The fingerprint only matters to the sync state; hashing a million bodies for nothing costs.

@@ -251,6 +251,25 @@ class RowReport:
         self.close()
 
 
+class RowOrdered(RowReport):
+    """Holds the rows added to a report while a chunk is processed, and writes them sorted by row
+    number (stable) on ``flush``: a chunk's rows may be looked at out of order, its report may not."""
+
+    def __init__(self, report: RowReport) -> None:
+        self._report = report
+        self._held: list[tuple[int, int, SourceRow, str, str, str]] = []
+
+    def add(self, row: SourceRow, *, stage: str, field: str, error: str) -> None:
+        """Hold one report row until ``flush``."""
+        self._held.append((row.row, len(self._held), row, stage, field, error))
+
+    def flush(self) -> None:
+        """Write the rows held, in row order (rows of one row number in the order they came)."""
+        held, self._held = self._held, []
+        for _, _, row, stage, column, error in sorted(held, key=lambda entry: entry[:2]):
+            self._report.add(row, stage=stage, field=column, error=error)
+
+
 @dataclass(slots=True)
 class FileCounts:
     """Outcome counts of one input file (or of all of them)."""

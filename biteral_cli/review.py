@@ -79,6 +79,19 @@ class LocationReview:
             else:
                 entry[0] += 1
 
+    def record_counted(self, entries: Iterable[tuple[tuple[Any, dict[str, Any], dict[str, Any]] | None, int]]) -> None:
+        """Count rows without any problem by distinct places: ((key, fields, payload), rows) each."""
+        triples = self._triples
+        for info, count in entries:
+            if info is None:
+                continue
+            key, fields, payload = info
+            entry = triples.get(key)
+            if entry is None:
+                triples[key] = [count, self._describe(fields, payload, {})]
+            else:
+                entry[0] += count
+
     @staticmethod
     def _describe(
         fields: dict[str, Any], payload: dict[str, Any], problems: dict[str, str]

@@ -73,11 +73,37 @@ def test_batches_keep_order_and_every_item(codes: list[str], size: int) -> None:
 
 @given(st.lists(st.text(max_size=8), max_size=3000))
 def test_seen_codes_behaves_like_a_set(codes: list[str]) -> None:
-    seen = SeenCodes(capacity=4)
+    seen = SeenCodes(recent=4)
     reference: set[str] = set()
     for code in codes:
         assert seen.add(code) == (code not in reference)
         reference.add(code)
+    assert len(seen) == len(reference)
+
+
+@given(
+    st.lists(
+        st.one_of(st.text(alphabet="abc", max_size=3), st.lists(st.text(alphabet="abc", max_size=3), max_size=40)),
+        max_size=60,
+    )
+)
+def test_seen_codes_in_bulk_name_the_same_repeats_as_one_by_one(steps: list[str | list[str]]) -> None:
+    """A chunk's codes checked at once flag exactly the rows a one-by-one check would: codes seen
+    in earlier chunks, in single additions, or earlier in the same chunk."""
+    seen = SeenCodes(recent=3)
+    reference: set[str] = set()
+    for step in steps:
+        if isinstance(step, str):
+            assert seen.add(step) == (step not in reference)
+            reference.add(step)
+            continue
+        expected = []
+        for index, code in enumerate(step):
+            if code in reference:
+                expected.append(index)
+            reference.add(code)
+        assert seen.add_many(step) == expected
+        assert all(code in seen for code in step)
     assert len(seen) == len(reference)
 
 
@@ -87,4 +113,4 @@ def test_seen_codes_stays_small_for_many_codes() -> None:
     for i in range(200_000):
         assert seen.add(f"C{i:07d}")
     assert not seen.add("C0000042")
-    assert len(seen._table) * seen._table.itemsize <= 200_000 * 4 * 8  # at most 4 slots of 8 bytes a code
+    assert seen.nbytes <= 200_000 * 8  # 8 bytes a code

@@ -676,6 +676,7 @@ def test_content_hash_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_memory_stays_flat_as_the_file_grows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reader, "PEEK_BYTES", 64 * 1024)  # keep the fixed detection cost small
+    monkeypatch.setattr(reader._arrow, "BLOCK_BYTES", 64 * 1024)  # and the block pyarrow parses
 
     def peak_for(rows: int) -> int:
         path = tmp_path / f"n{rows}.csv"

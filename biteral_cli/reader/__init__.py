@@ -280,7 +280,9 @@ def _open_text(
 
     if fmt in ("csv", "tsv"):
         delimiter = options.delimiter or ("\t" if fmt == "tsv" else sniff_delimiter(sample, complete=at_eof))
-        headers, chunks = _read_csv(path, display, text, delimiter, failure, notes, undecodable, apostrophes)
+        # A file checked whole as UTF-8 is read again as bytes, in blocks pyarrow parses.
+        raw = (lambda: _reopen(path, display)) if path != "-" and encoding in ("utf-8", "utf-8-sig") else None
+        headers, chunks = _read_csv(path, display, text, delimiter, failure, notes, undecodable, apostrophes, raw)
         notes.append(_read_as(display, fmt, encoding, delimiter))
         if len(headers) == 1 and (hint := _delimiter_hint(headers[0])):
             notes.append(f"{display}{hint}")

@@ -60,19 +60,23 @@ class CellFixer:
     def fix(self, record: list[str]) -> None:
         """Rewrite the record's cells in place (called only when some cell holds an apostrophe)."""
         for index, cell in enumerate(record):
-            if not cell.startswith("'"):
-                continue
-            if self.report:
-                record[index] = cell[1:]
-            elif _TEXT_MARKER.match(cell) is not None:
-                record[index] = cell[1:]
-                column = self.headers[index] if index < len(self.headers) else f"column_{index + 1}"
-                if not self.markers[column]:
-                    self.notes.append(
-                        f"{self.display}: column {column!r}: a leading apostrophe before + or a digit "
-                        f"is a spreadsheet's text marker, not data; removed ({cell} -> {cell[1:]})"
-                    )
-                self.markers[column] += 1
+            if cell.startswith("'"):
+                record[index] = self.fix_cell(index, cell)
+
+    def fix_cell(self, index: int, cell: str) -> str:
+        """What cell ``cell`` of column ``index`` (it starts with an apostrophe) holds once fixed."""
+        if self.report:
+            return cell[1:]
+        if _TEXT_MARKER.match(cell) is None:
+            return cell
+        column = self.headers[index] if index < len(self.headers) else f"column_{index + 1}"
+        if not self.markers[column]:
+            self.notes.append(
+                f"{self.display}: column {column!r}: a leading apostrophe before + or a digit "
+                f"is a spreadsheet's text marker, not data; removed ({cell} -> {cell[1:]})"
+            )
+        self.markers[column] += 1
+        return cell[1:]
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..chunk import CHUNK_ROWS, Chunk
 from ..encodings import (
     ESCAPED,
 )
 from ..errors import InputError
+from . import _arrow
+from ._arrow import arrow_chunks, skip_lines
 from ._cells import CellFixer, clean_headers
 from ._common import _SNIFF_CHARS, DELIMITERS, MAX_FIELD_CHARS
 
@@ -61,7 +64,10 @@ def _read_csv(
     notes: list[str],
     undecodable: Callable[[int, str], str | None] | None,
     apostrophes: bool = True,
+    raw: Callable[[], contextlib.AbstractContextManager[BinaryIO]] | None = None,
 ) -> tuple[list[str], Iterator[Chunk]]:
+    """The header and the chunks of a CSV; ``raw`` opens the file's bytes again when they are known
+    to be UTF-8, for the blocks pyarrow can parse (``_arrow``)."""
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)
     # strict: text after a closing quote is a rejected row, not silently glued onto the cell.
@@ -82,7 +88,33 @@ def _read_csv(
     fixer = CellFixer(display, record, notes, apostrophes=apostrophes)
     headers = clean_headers(fixer.headers, display)
     fixer.headers = headers
-    return headers, _csv_chunks(name, display, reader, headers, failure, fixer, undecodable)
+
+    def exact(source: Any, base: int, size: int) -> Iterator[Chunk]:
+        return _csv_chunks(name, display, source, headers, failure, fixer, undecodable, size or CHUNK_ROWS, base)
+
+    if raw is not None and _arrow.ENABLED and len(record) == len(headers) and len(headers) > 1:
+        return headers, _fast_chunks(name, display, raw, reader, headers, delimiter, fixer, exact)
+    return headers, exact(reader, 0, 0)
+
+
+def _fast_chunks(
+    name: str,
+    display: str,
+    raw: Callable[[], contextlib.AbstractContextManager[BinaryIO]],
+    reader: Any,
+    headers: list[str],
+    delimiter: str,
+    fixer: CellFixer,
+    exact: Callable[[Any, int, int], Iterator[Chunk]],
+) -> Iterator[Chunk]:
+    """The chunks after the header, read by pyarrow where it can (``_arrow.arrow_chunks``)."""
+    header_lines = reader.line_num
+    with raw() as handle:
+        skipped = skip_lines(handle, header_lines, display)
+        if skipped is None:  # a lone CR in the lines up to the header: the stdlib reader alone
+            yield from exact(reader, 0, 0)
+            return
+        yield from arrow_chunks(name, display, handle, skipped[0], headers, header_lines + 1, delimiter, fixer, exact)
 
 
 def _csv_chunks(
@@ -94,12 +126,14 @@ def _csv_chunks(
     fixer: CellFixer,
     undecodable: Callable[[int, str], str | None] | None,
     size: int = CHUNK_ROWS,
+    base: int = 0,
 ) -> Iterator[Chunk]:
-    """The records of a CSV as tabular chunks; the rows read before the file breaks come out first."""
+    """The records of a CSV as tabular chunks (the reader's line 1 is line ``base + 1``); the rows
+    read before the file breaks come out first."""
     chunk = Chunk(name, headers)
     try:
         width = len(headers)
-        previous = reader.line_num
+        previous = base + reader.line_num
         fix = fixer.fix
         # A file checked ahead without an apostrophe or a bad byte in it needs no look at its cells.
         checking = fixer.apostrophes or undecodable is not None
@@ -107,7 +141,7 @@ def _csv_chunks(
             try:
                 for record in reader:
                     line = previous + 1
-                    previous = reader.line_num
+                    previous = base + reader.line_num
                     if checking:
                         joined = "\x00".join(record)  # one C-level scan; a per-cell loop costs 5x
                         if undecodable is not None and (problem := undecodable(line, joined)) is not None:
@@ -119,7 +153,7 @@ def _csv_chunks(
                             _append(chunk, line, record, width)
                     elif len(record) == width:
                         if record[0] or any(record):  # a line of empty cells is no row
-                            chunk.rows.append(line)
+                            chunk.numbers.append(line)
                             chunk.records.append(record)
                     else:
                         _append(chunk, line, record, width)
@@ -129,7 +163,7 @@ def _csv_chunks(
                 break
             except csv.Error as exc:
                 line = previous + 1
-                previous = reader.line_num
+                previous = base + reader.line_num
                 message = str(exc)
                 if "unexpected end of data" in message:
                     raise InputError(
@@ -165,5 +199,5 @@ def _append(chunk: Chunk, line: int, record: list[str], width: int) -> None:
     elif count < width:
         record += [""] * (width - count)
     if any(record):
-        chunk.rows.append(line)
+        chunk.numbers.append(line)
         chunk.records.append(record)

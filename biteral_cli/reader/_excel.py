@@ -161,7 +161,7 @@ def _excel_chunks(
                 cells += [""] * (width - count)
             if warnings:
                 chunk.warnings[len(chunk.rows)] = warnings
-            chunk.rows.append(number)
+            chunk.numbers.append(number)
             chunk.records.append(cells)
         if len(chunk.rows) >= size:
             yield chunk
