@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from .chunk import Chunk
 from .mapping import Mapping
-from .normalize import RULE_FIELDS, Normalizer
+from .normalize import MIN_YEAR, RULE_FIELDS, Normalizer
 from .records import Issue
 
 #: Distinct cell combinations a rule remembers across chunks before it starts over (memory bound:
@@ -113,8 +113,12 @@ class _Rule:
         keep: bool,
         value_of: Callable[[Any], tuple[Any, str | None]] | None,
         fragment: Callable[[str, Any], bytes | None],
+        canonical: Callable[[Any], Any] | None = None,
     ) -> None:
         self.rule = rule
+        # Cells that mean the same value mapped to one key first (column-wise), so that the rule
+        # runs once per meaning rather than once per spelling (birth dates: per year, not per day).
+        self.canonical = canonical if len(sources) == 1 and sources[0].convert is None else None
         self.sources = sources
         # A rule of one field read from a column: each distinct cell straight to its fragment.
         self.value_of = value_of if len(sources) == 1 and sources[0].column is not None else None
@@ -133,7 +137,7 @@ class _Rule:
             keys: list[Any] = [()]
             indices = pa.repeat(pa.scalar(0, pa.int32()), n)
         elif len(arrays) == 1:
-            encoded = pc.dictionary_encode(arrays[0])
+            encoded = pc.dictionary_encode(arrays[0] if self.canonical is None else self.canonical(arrays[0]))
             indices, keys = encoded.indices, encoded.dictionary.to_pylist()
         else:
             indices, keys = _combinations(arrays)
@@ -221,6 +225,7 @@ class ChunkNormalizer:
                 keep=fields == ("country", "state", "city"),
                 value_of=value_of,
                 fragment=normalizer.fragment,
+                canonical=_CANONICAL[fields[0]](normalizer) if fields[0] in _CANONICAL else None,
             )
             for rule, value_of, fields in zip(normalizer.rules, normalizer.values, RULE_FIELDS, strict=True)
         ]
@@ -339,6 +344,32 @@ class ChunkNormalizer:
             texts = pc.invert(_blank(columns[self.json_column]))
             bad = texts if bad is None else pc.or_(bad, texts)
         return out, bad
+
+
+#: A birth date in ISO or day/month/year form whose day and month are valid in any year (day up to
+#: 28): its year is all ``Normalizer.year_value`` reads from it (RE2 syntax, ASCII digits).
+_ISO_DATE = r"^(?P<year>[0-9]{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])$"
+_DMY_DATE = r"^(?:0?[1-9]|1[0-9]|2[0-8])[-/.](?:0?[1-9]|1[0-2])[-/.](?P<year>[0-9]{4})$"
+
+
+def _year_keys(normalizer: Normalizer) -> Callable[[Any], Any]:
+    """Birth-date cells with a plausible year in a common date form replaced by that year: the
+    same yearBorn (no message is written for a plausible year), one rule call per year."""
+    low, high = str(MIN_YEAR), str(normalizer.this_year)
+
+    def keys(cells: Any) -> Any:
+        years = pc.coalesce(
+            pc.struct_field(pc.extract_regex(cells, _ISO_DATE), "year"),
+            pc.struct_field(pc.extract_regex(cells, _DMY_DATE), "year"),
+        )
+        plausible = pc.fill_null(pc.and_(pc.greater_equal(years, low), pc.less_equal(years, high)), False)
+        return pc.if_else(plausible, years, cells)
+
+    return keys
+
+
+#: Field -> the column-wise key function its rule reads distinct values through.
+_CANONICAL: dict[str, Callable[[Normalizer], Callable[[Any], Any]]] = {"yearBorn": _year_keys}
 
 
 def _blank(cells: Any) -> Any:

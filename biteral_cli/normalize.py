@@ -32,7 +32,7 @@ from biteral_cli.review import LocationReview
 __all__ = ["NormalizeOptions", "Normalizer"]
 
 _CACHE_SIZE = 65536
-_MIN_YEAR = 1900
+MIN_YEAR = 1900
 _FIPS_RE = re.compile(r"[0-9A-Za-z]{2}")
 _SHOW_CHARS = 60  # how much of a bad value a message quotes
 
@@ -57,8 +57,8 @@ class NormalizeOptions:
             raise UsageError(f"max_code_length must be at least 1, not {self.max_code_length}")
         if self.max_metadata_chars < 2:
             raise UsageError(f"max_metadata_chars must be at least 2, not {self.max_metadata_chars}")
-        if self.this_year is not None and not _MIN_YEAR <= self.this_year <= 9999:
-            raise UsageError(f"this_year must be between {_MIN_YEAR} and 9999, not {self.this_year}")
+        if self.this_year is not None and not MIN_YEAR <= self.this_year <= 9999:
+            raise UsageError(f"this_year must be between {MIN_YEAR} and 9999, not {self.this_year}")
 
 
 class _Marker:
@@ -416,11 +416,11 @@ def _year_outcome(text: str, this_year: int, strict: bool) -> _Outcome:
     if year is None:
         problem = f"yearBorn {_show(stripped)} is not a valid year or date"
         return _DROP, _finish(problem, False, strict)
-    if not _MIN_YEAR <= year <= this_year:
+    if not MIN_YEAR <= year <= this_year:
         problem = (
-            f"yearBorn {_show(stripped)} is not a plausible birth year ({_MIN_YEAR}-{this_year})"
+            f"yearBorn {_show(stripped)} is not a plausible birth year ({MIN_YEAR}-{this_year})"
             if str(year) == stripped.split(".", 1)[0].lstrip("+")
-            else f"yearBorn {_show(stripped)} gives the year {year}, outside {_MIN_YEAR}-{this_year}"
+            else f"yearBorn {_show(stripped)} gives the year {year}, outside {MIN_YEAR}-{this_year}"
         )
         return _DROP, _finish(problem, False, strict)
     return year, None
@@ -827,6 +827,11 @@ class Normalizer:
     def year_rule(self, get: _Get, payload: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
         """yearBorn."""
         self._single("yearBorn", self.year_value, get, payload, errors, warnings)
+
+    @property
+    def this_year(self) -> int:
+        """The latest plausible birth year (the current year unless the options fix one)."""
+        return self._this_year
 
     def year_value(self, value: Any) -> _Outcome:
         """yearBorn of one cell: (value or a marker, message or None)."""

@@ -33,7 +33,11 @@ _TEXT = st.one_of(
 _COUNTRY = st.sampled_from(["Spain", "ES", "espana", "France", "", "Atlantis", "Q29", "US", "Koreya"])
 _STATE = st.sampled_from(["", "Madrid", "CA", "ES-B", "Nowhere", "V"])
 _CITY = st.sampled_from(["", "Madrid", "Springfield", "Paris", "Valencia", "Zzz"])
-_YEAR = st.sampled_from(["", "1980", "17/05/1990", "1990-02-30", "3000", "May 17, 1990", "x", "90"])
+_YEAR = st.one_of(
+    st.sampled_from(["", "1980", "17/05/1990", "1990-02-30", "3000", "May 17, 1990", "x", "90", " 1990-05-17"]),
+    st.from_regex(r"(0?[0-9]|[12][0-9]|3[0-2])[-/.](0?[0-9]|1[0-3])[-/.](18|19|20|30)[0-9]{2}", fullmatch=True),
+    st.from_regex(r"(18|19|20|30)[0-9]{2}-(0[0-9]|1[0-3])-([0-2][0-9]|3[0-2])", fullmatch=True),
+)
 _ROW = st.tuples(_CODES, _COUNTRY, _STATE, _CITY, _YEAR, st.sampled_from(["", "M", "mujer", "x"]), _TEXT, _TEXT)
 _HEADER = ["Customer ID", "Country", "State", "City", "Birth Date", "Gender", "Plan", "Notes"]
 
