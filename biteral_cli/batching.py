@@ -165,7 +165,7 @@ class SeenCodes:
         self._recent.add(key)
         self._size += 1
         if len(self._recent) >= self._recent_limit:
-            self._push(np.fromiter(self._recent, np.int64, len(self._recent)))
+            self._push(np.sort(np.fromiter(self._recent, np.int64, len(self._recent))))
             self._recent = set()
         return True
 
@@ -182,13 +182,16 @@ class SeenCodes:
         np.equal(ordered[1:], ordered[:-1], out=later[1:])  # the first of equal keys stays new
         repeat = np.zeros(n, dtype=bool)
         repeat[order[later]] = True
-        known = np.zeros(n, dtype=bool)
+        # Searched in sorted order (cache-friendly), answers put back in row order.
+        found = np.zeros(n, dtype=bool)
         for level in self._levels:
-            at = np.minimum(np.searchsorted(level, keys), len(level) - 1)
-            known |= level[at] == keys
+            at = np.minimum(np.searchsorted(level, ordered), len(level) - 1)
+            found |= level[at] == ordered
         if self._recent:
-            known |= np.isin(keys, np.fromiter(self._recent, np.int64, len(self._recent)))
-        fresh = np.unique(keys[~known])
+            found |= np.isin(ordered, np.fromiter(self._recent, np.int64, len(self._recent)))
+        known = np.empty(n, dtype=bool)
+        known[order] = found
+        fresh = ordered[~(later | found)]  # sorted, distinct, none known before
         self._size += len(fresh)
         if len(fresh):
             self._push(fresh)
@@ -202,7 +205,8 @@ class SeenCodes:
     def _push(self, keys: np.ndarray[Any, np.dtype[np.int64]]) -> None:
         """Add sorted distinct ``keys`` (none known yet) as a level; merge levels no larger than it."""
         levels = self._levels
-        levels.append(np.sort(keys))
+        levels.append(keys)
         while len(levels) > 1 and len(levels[-2]) <= 2 * len(levels[-1]):
             top = levels.pop()
-            levels[-1] = np.sort(np.concatenate((levels[-1], top)))
+            # Two sorted runs: the stable sort (timsort for int64) merges them in linear time.
+            levels[-1] = np.sort(np.concatenate((levels[-1], top)), kind="stable")
