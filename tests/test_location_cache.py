@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -139,3 +140,15 @@ def test_warm_answers_look_the_tables_up_instead_of_loading_them(empty_cache: Pa
         tracemalloc.stop()
     assert warm == cold
     assert peak < 16 * 2**20, f"{peak / 2**20:.1f} MB"
+
+
+def test_tables_opened_in_one_thread_answer_the_same_in_another() -> None:
+    """The sandbox resolves in its server's thread, with the tables the main thread opened."""
+    here = answers()
+    for memo in (locations.resolve_country, locations.resolve_state, cities.resolve_city):
+        memo.cache_clear()  # answers only: the tables stay open
+    elsewhere: list[Any] = []
+    thread = threading.Thread(target=lambda: elsewhere.extend(answers()))
+    thread.start()
+    thread.join()
+    assert elsewhere == here
