@@ -152,3 +152,21 @@ def test_tables_opened_in_one_thread_answer_the_same_in_another() -> None:
     thread.start()
     thread.join()
     assert elsewhere == here
+
+
+@pytest.mark.slow
+def test_an_unwritable_cache_still_resolves_countries_and_states(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is never needed for correctness: where it cannot be written (here its parent is
+    a file), the country and state tables are built for the run alone."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_directory))
+    _clear_memory()
+    try:
+        assert [locations.resolve_country(text).value for text in COUNTRIES] == list(COUNTRIES.values())
+        assert [locations.resolve_state(*given).value for given in STATES] == list(STATES.values())
+        assert locations.resolve_state("Gironna", "ES").suggestion == "ES-GI (Girona)"
+    finally:
+        _clear_memory()
