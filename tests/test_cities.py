@@ -131,9 +131,7 @@ def test_fips_10_4_state_codes_resolve_within_the_country(fips: str, country: st
     assert result.warnings == []
 
 
-def test_city_tables_are_built_once_per_machine_one_file_per_country(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_city_tables_are_built_once_per_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from biteral_cli import cities
 
     builds = []
@@ -149,16 +147,16 @@ def test_city_tables_are_built_once_per_machine_one_file_per_country(
     monkeypatch.setattr(cities, "_build", tiny_build)
     stale = tmp_path / "biteral-import" / "cities-0000000000000000"
     stale.mkdir(parents=True)
-    cities._table.cache_clear()
+    cities._db.cache_clear()
     cities.resolve_city.cache_clear()
     try:
         assert cities.resolve_city("GIRONA", "ES").value == "Girona"
-        cities._table.cache_clear()  # a new run: loads the files, builds nothing
+        cities._db.cache_clear()  # a new run: loads the files, builds nothing
         assert cities.resolve_city("girona ", "ES").state == "ES-GI"
         assert builds == [1]
         (built,) = (tmp_path / "biteral-import").glob("cities-*")
-        assert sorted(p.name for p in built.iterdir()) == ["ES.marshal", "ES.other.marshal", "_admin1.marshal", "_done"]
+        assert sorted(p.name for p in built.iterdir()) == ["_done", "cities.sqlite"]
         assert not stale.exists()
     finally:
-        cities._table.cache_clear()
+        cities._db.cache_clear()
         cities.resolve_city.cache_clear()

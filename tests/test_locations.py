@@ -273,8 +273,8 @@ def test_tables_are_cached_per_machine_and_a_broken_cache_is_rebuilt(
     locations.resolve_country.cache_clear()
     try:
         assert locations.resolve_country("España").value == "ES"
-        (cached,) = (tmp_path / "biteral-import").glob("countries-*.marshal")
-        cached.write_bytes(b"\x00not marshal")
+        (cached,) = (tmp_path / "biteral-import").glob("countries-*.sqlite")
+        cached.write_bytes(b"\x00not a database")
         (tmp_path / "biteral-import" / "countries-0000000000000000.marshal").write_bytes(b"old")
         locations._countries.cache_clear()
         locations.resolve_country.cache_clear()
