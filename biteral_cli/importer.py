@@ -12,13 +12,10 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import gc
 import itertools
 import json
-import os
-import shutil
 import signal
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +46,7 @@ from .errors import (
     InputError,
     UsageError,
 )
+from .held import Held
 from .mapping import Mapping, build_mapping, personal_kind
 from .normalize import Normalizer
 from .outcomes import BUDGET_ROWS, Outcomes, Ref, reason_key
@@ -76,6 +74,7 @@ from .state import (
     changes_table,
     compare_decisions,
     fingerprint,
+    fingerprints,
     shard_of,
 )
 from .upload import (
@@ -106,8 +105,8 @@ def _encode(payload: dict[str, object]) -> bytes:
 #: The run's clock for its duration (a test replaces it; asyncio keeps the real one).
 _clock = time.monotonic
 
-#: Rows looked up in the sync state at once (one SQL query each).
-STATE_CHUNK = 100
+#: Products compared with the sync state at once (one SQL query each); customers go a chunk at a time.
+STATE_CHUNK = 1000
 
 
 @dataclass(slots=True)
@@ -165,6 +164,13 @@ class Run(Outcomes):
         self.notes_shown: dict[str, int] = {}
         # Counting each row's places costs a little per row: only when someone will read it.
         self.review = LocationReview() if settings.dry_run or settings.locations_report else None
+        self.changes: Changes | None = None
+        """With --state: what the state says to send, and how many known records change."""
+        self.decided: dict[str, Decision] | None = None
+        """Decisions to record in the state once sending starts (None: nothing to record)."""
+        self.repeated: set[str] = set()
+        """Codes that appear more than once: sent even when the state holds them as they are, so
+        that the last of them wins however the state compared the earlier ones."""
 
     # -- the stream -----------------------------------------------------------------------------
     def chunks(self, inputs: Sequence[Input]) -> Iterator[tuple[Chunk, Input]]:
@@ -190,6 +196,10 @@ class Run(Outcomes):
 
     def items(self, inputs: Sequence[Input]) -> Iterator[Item]:
         """Read, map and normalize every row; yield what should be sent, account for the rest."""
+        if self.changes is not None:
+            for group in self.groups(inputs):
+                yield from group
+            return
         if self.settings.entity == "products":
             from .entities.product_import import product_items
 
@@ -377,6 +387,123 @@ class Run(Outcomes):
             fp = fingerprint(body) if fingerprints else ""
             yield Item(seq=next(seq), code=code, body=body, ref=Ref(chunk, index, fp))
 
+    # -- with --state: compared a chunk at a time ----------------------------------------------------
+    def groups(self, inputs: Sequence[Input]) -> Iterator[list[Item]]:
+        """What should be sent, a list a chunk (customers) or a group of products, once the sync
+        state has had its say: records it holds as they are were counted skipped (with --full
+        they are sent too) and the known ones that change are counted in ``changes``."""
+        changes = self.changes
+        assert changes is not None
+        if self.settings.entity == "products":
+            from .entities.product_import import product_items
+
+            for group in chunks(product_items(self, inputs, _encode), STATE_CHUNK):
+                yield self._compared(group)
+            return
+        seq = itertools.count()
+        for chunk, one in self.chunks(inputs):
+            yield self._compared_chunk(chunk, one, seq)
+
+    def _compared(self, items: list[Item]) -> list[Item]:
+        """The ``items`` the state says to send; the others counted skipped."""
+        assert self.changes is not None
+        send = self.changes.sort([item.code for item in items], [item.ref.fingerprint for item in items])
+        kept: list[Item] = []
+        for item, wanted in zip(items, send, strict=True):
+            if wanted:
+                kept.append(item)
+            else:
+                self.tally.add(item.ref.source, "skipped", n=item.ref.size)
+        self._advance(0)  # the skipped count shows
+        return kept
+
+    def _compared_chunk(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> list[Item]:
+        """The items of one chunk the state says to send: clean rows compared in bulk, without an
+        item each, the others as built row by row; the rest counted skipped at once."""
+        assert self.changes is not None
+        indices: list[int] = []
+        codes: list[str] = []
+        bodies: list[bytes] = []
+        built: dict[int, Item] = {}  # position in the lists -> the item of a row built row by row
+        for part in self._candidates(chunk, one, seq):
+            if isinstance(part, Item):
+                built[len(codes)] = part
+                indices.append(part.ref.index)
+                codes.append(part.code)
+                bodies.append(part.body)
+            else:
+                indices += part[0]
+                codes += part[1]
+                bodies += part[2]
+        fps = fingerprints(bodies)
+        send = self.changes.sort(codes, fps)
+        if repeated := self.repeated:
+            send = [wanted or code in repeated for wanted, code in zip(send, codes, strict=True)]
+        if skipped := len(send) - sum(send):
+            self.tally.add(chunk.source, "skipped", n=skipped)
+        self._advance(0)
+        return [
+            built.get(n) or Item(seq=next(seq), code=codes[n], body=bodies[n], ref=Ref(chunk, indices[n], fps[n]))
+            for n in itertools.compress(range(len(send)), send)
+        ]
+
+    def _candidates(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item | _Clean]:
+        """The rows of one chunk that may be sent, in row order: each run of clean rows at once as
+        (row indices, codes, bodies), every other row as the item built from it."""
+        assert one.columnar is not None
+        done = one.columnar.run(chunk, review=self.review is not None)
+        slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
+        start = 0
+        for index in (*slow, len(chunk)):
+            if self.stop.is_set():
+                return
+            if done is not None and start < index:
+                kept = self._clean(chunk, done, start, index)
+                if kept:
+                    sent, bodies = done.sent_codes, done.bodies
+                    yield kept, [sent[i] or "" for i in kept], [bodies[i] or b"" for i in kept]
+                if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
+                    return
+            if index < len(chunk):
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    yield item
+            start = index + 1
+
+    def _clean(self, chunk: Chunk, done: Normalized, start: int, end: int) -> list[int]:
+        """Rows ``start`` to ``end`` of a chunk, all clean: counted, resumed rows and other shards'
+        rows set aside, checked for repeats; the indices of those that may be sent."""
+        if self.bad and self.processed < BUDGET_ROWS < self.processed + end - start:
+            # A --max-errors percentage is first checked at the 100th row: stop there if it says so.
+            cut = start + BUDGET_ROWS - self.processed
+            kept = self._clean(chunk, done, start, cut)
+            return kept if self.stop.is_set() else kept + self._clean(chunk, done, cut, end)
+        source = chunk.source
+        self.count_processed(end - start)
+        indices: list[int] = list(range(start, end))
+        checkpoint = self.checkpoint
+        if checkpoint is not None and checkpoint.done_count:
+            numbers = chunk.rows
+            left = [i for i in indices if not checkpoint.is_done(source, numbers[i])]
+            if resumed := len(indices) - len(left):
+                self.tally.add(source, "accepted", n=resumed)
+                self.resumed += resumed
+            indices = left
+        if done.places is not None and self.review is not None:
+            places = done.places
+            self.review.record_clean([places[i] for i in indices])
+        if self.settings.shard is not None:
+            codes = done.codes
+            mine = [i for i in indices if self._in_shard(codes[i])]
+            if skipped := len(indices) - len(mine):
+                self.tally.add(source, "skipped", n=skipped)
+            indices = mine
+        sent, seen = done.sent_codes, self.seen_codes.add
+        for i in indices:
+            if not seen(code := sent[i] or ""):
+                self._repeated(chunk.row(i), code)
+        return indices
+
     def _in_shard(self, code: str | None) -> bool:
         """Whether a row with this code (as normalized) belongs to this run's --shard."""
         assert self.settings.shard is not None
@@ -385,6 +512,7 @@ class Run(Outcomes):
         return (shard_of(code, n) if code else 0) == k - 1
 
     def _repeated(self, row: SourceRow, code: str) -> None:
+        self.repeated.add(code)
         message = f"code '{code}' appears earlier in the input; both are sent in file order, the later values win"
         self.tally.warn(row.source, reason_key("code", message))
         if self.warnings is not None:
@@ -424,19 +552,6 @@ class Run(Outcomes):
         fp = fingerprint(body) if self.state is not None else ""
         return Item(seq=seq, code=code, body=body, ref=Ref(chunk, index, fp))
 
-    def fingerprint_of(self, row: SourceRow, one: Input) -> tuple[str, str] | None:
-        """(code, fingerprint) this row would be sent with, or None when it would not be sent."""
-        if row.error is not None:
-            return None
-        prepared = one.normalizer.prepare(row, one.mapping.extract(row.cells))
-        if prepared.payload is None:
-            return None
-        shard = self.settings.shard
-        if shard is not None and shard_of(prepared.code or "", shard[1]) != shard[0] - 1:
-            return None
-        code = self.final_code(prepared)
-        return code, fingerprint(_encode(prepared.payload))
-
     def final_code(self, prepared: Prepared) -> str:
         """The code to send for a valid row: as normalized, or its hash with --hash-code sha256
         (the payload is updated to match)."""
@@ -448,25 +563,69 @@ class Run(Outcomes):
         return code
 
     def to_send(self, items: Iterator[Item]) -> Iterator[Item]:
-        """Drop records the sync state says are unchanged (as skipped); write --output lines."""
+        """Pass items straight on (reading ahead would hold up the requests in flight), writing
+        their --output lines; the sync state had its say before (``groups``)."""
         output = self.output
-        state = None if self.settings.full else self.state
-        if state is None:
-            # Pass items straight on: reading ahead would hold up the requests in flight.
-            for item in items:
-                if output is not None:
-                    output.write(item.body + b"\n")
-                yield item
-            return
-        for chunk in chunks(items, STATE_CHUNK):
-            unchanged = state.unchanged_many([(item.code, item.ref.fingerprint) for item in chunk])
-            for item, same in zip(chunk, unchanged, strict=True):
-                if same:
-                    self.tally.add(item.ref.source, "skipped", n=item.ref.size)
-                    continue
-                if output is not None:
-                    output.write(item.body + b"\n")
-                yield item
+        for item in items:
+            if output is not None:
+                output.write(item.body + b"\n")
+            yield item
+
+
+#: The most records of the state read into memory at once (``SyncState.preload``, about 120 bytes
+#: each); a larger state is asked a query a chunk.
+PRELOAD_MAX = 2_000_000
+#: Preload once the records compared reach this share of the state (1/32 of it).
+PRELOAD_SHARE = 32
+
+#: A run of clean rows of a chunk that may be sent: (row indices, codes, bodies).
+_Clean = tuple[list[int], list[str], list[bytes]]
+
+
+class Changes:
+    """A run's records against the sync state: which to send, and how many known records change
+    (what --max-changed limits)."""
+
+    def __init__(self, state: SyncState, settings: ImportSettings) -> None:
+        self.state = state
+        self.known = len(state)
+        self.send_all = settings.full
+        self.holds = self.known > 0 and settings.max_changed < 100
+        """Whether nothing may be sent before the whole input is read and the changes counted."""
+        self.changed = 0
+        self.examples: list[str] = []
+        # Once the input looks as large as a good part of the state, reading all of the state at
+        # once is cheaper than a query a chunk (a small file of changes never pays for it).
+        self.preload_after = self.known // PRELOAD_SHARE if self.known <= PRELOAD_MAX else None
+        self.compared = 0
+        self.frozen = False
+
+    def close(self) -> None:
+        """Hand what ``sort`` froze back to the garbage collector."""
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
+
+    def sort(self, codes: Sequence[str], fps: Sequence[str]) -> list[bool]:
+        """Which of these records to send: those the state does not hold as they are (with
+        --full, all); known codes whose fingerprint differs are counted as changes."""
+        if self.preload_after is not None and self.compared >= self.preload_after:
+            self.state.preload()
+            self.preload_after = None
+            # The garbage collector would walk the million records at every full collection (a
+            # set is one object to its accounting, however large): what lives now, the location
+            # tables too, stays put until the run ends (``close``).
+            gc.freeze()
+            self.frozen = True
+        self.compared += len(codes)
+        send = [self.send_all] * len(codes)
+        for index, known in self.state.differing(list(zip(codes, fps, strict=True))):
+            send[index] = True
+            if known:
+                self.changed += 1
+                if len(self.examples) < MASS_CHANGE_EXAMPLES:
+                    self.examples.append(codes[index])
+        return send
 
 
 def _drained(sample: list[Chunk], rest: Iterable[Chunk]) -> Iterator[Chunk]:
@@ -637,49 +796,17 @@ def check_decisions(run: Run, state: SyncState, decided: dict[str, Decision]) ->
             )
 
 
-#: Opens an input again, by name, for a second pass (the pre-pass of check_mass_change).
-ReopenFn = Callable[[str], contextlib.AbstractContextManager[Source]]
-
 #: Changed records named in a refused mass change.
 MASS_CHANGE_EXAMPLES = 5
 
 
-def _fingerprints(run: Run, one: Input, source: Source) -> Iterator[tuple[str, str]]:
-    """(code, fingerprint) of what each row (or product) of ``source`` would send."""
-    if run.settings.entity == "products":
-        from .entities.product_import import product_fingerprints
-
-        yield from product_fingerprints(run, one, source, _encode)
-        return
-    for row in source.rows():
-        pair = run.fingerprint_of(row, one)
-        if pair is not None:
-            yield pair
-
-
-def check_mass_change(run: Run, state: SyncState, inputs: Sequence[Input], reopen: ReopenFn) -> None:
+def check_mass_change(run: Run, changes: Changes) -> None:
     """Refuse (exit 2) a run that would change more than --max-changed of the records the state
-    knows: a pre-pass over the input, streamed, comparing fingerprints a chunk at a time."""
+    knows, counted while reading (nothing is sent before: see ``_hold``)."""
     settings = run.settings
-    known = len(state)
-    if known == 0 or settings.max_changed >= 100:
-        return
-    changed = 0
-    examples: list[str] = []
-    for one in inputs:
-        with reopen(one.source.name) as source:
-            try:
-                for pairs in chunks(_fingerprints(run, one, source), STATE_CHUNK):
-                    stored = state.stored_many([code for code, _ in pairs])
-                    for code, fp in pairs:
-                        if stored.get(code, fp) != fp:
-                            changed += 1
-                            if len(examples) < MASS_CHANGE_EXAMPLES:
-                                examples.append(code)
-            except BiteralImportError:
-                pass  # a broken input is reported by the run itself, with what it could read
+    changed, known = changes.changed, changes.known
     if changed * 100 > settings.max_changed * known:
-        shown = ", ".join(examples) + (", ..." if changed > len(examples) else "")
+        shown = ", ".join(changes.examples) + (", ..." if changed > len(changes.examples) else "")
         raise MassChangeError(
             f"{changed} of the {known} {settings.entity} known to {settings.state} would change "
             f"({changed * 100 / known:.0f}%), more than --max-changed {settings.max_changed:g}% allows; "
@@ -701,12 +828,43 @@ def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
             check_writable(path)
 
 
+async def _hold(run: Run, inputs: Sequence[Input], held: Held) -> None:
+    """Read the whole input before sending anything: records the state holds as they are are
+    counted skipped at once, the others wait in ``held``; then refuse a mass change (nothing sent)."""
+    assert run.changes is not None
+    for group in run.groups(inputs):
+        held.add(group)
+        del group
+        await asyncio.sleep(0)  # a chunk at a time, a signal can stop the reading
+    check_mass_change(run, run.changes)
+
+
 async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) -> None:
     settings = run.settings
-    stream = batches(run.to_send(run.items(inputs)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
-    if endpoint is None and (settings.full or run.state is None) and settings.entity == "customers":
-        run.dry_run(inputs)
+    if endpoint is None and run.changes is None and settings.entity == "customers":
+        run.dry_run(inputs)  # nothing to compare with a sync state (none, or --full without a limit)
         return
+    with Held() as held, contextlib.ExitStack() as stack:
+        if run.changes is not None:
+            stack.callback(run.changes.close)
+        items = run.items(inputs)
+        if run.changes is not None and run.changes.holds:
+            try:
+                await _hold(run, inputs, held)
+            except MassChangeError:
+                if run.checkpoint is not None:  # nothing was sent: this run leaves no checkpoint
+                    run.checkpoint.close(completed=run.checkpoint.done_count == 0)
+                raise
+            items = iter(held)
+        if run.decided is not None and run.state is not None:
+            run.state.record_decisions(run.decided)  # sending starts: later runs compare with these
+        await _stream(run, items, endpoint)
+
+
+async def _stream(run: Run, items: Iterator[Item], endpoint: Endpoint | None) -> None:
+    """Batch ``items`` and send them (with --dry-run, count them); what is left unsent fails."""
+    settings = run.settings
+    stream = batches(run.to_send(items), size=settings.batch_size, max_bytes=settings.max_request_bytes)
     if endpoint is None:  # --dry-run with --state (or of products): everything but the sending
         for batch in stream:
             run.batches_sent += 1
@@ -792,11 +950,6 @@ def run_import(
     run = Run(settings, console, out)
     _check_report_paths(settings, run.failures_path)
     with contextlib.ExitStack() as stack:
-        spooled: Path | None = None
-        if "-" in settings.inputs and settings.state is not None:
-            # The mass-change pre-pass reads the input twice; standard input is kept on disk for it.
-            spooled = stack.enter_context(_spooled(stdin if stdin is not None else sys.stdin.buffer))
-            stdin = stack.enter_context(open(spooled, "rb"))
         sources = open_inputs(settings, stdin)
         for source, _ in sources:
             stack.callback(source.close)
@@ -813,39 +966,20 @@ def run_import(
         if run.state is not None:
             decided = decisions_of(settings, inputs)
             check_decisions(run, run.state, decided)
-            check_mass_change(run, run.state, inputs, functools.partial(_reopen, settings, spooled))
+            changes = Changes(run.state, settings)
+            if changes.holds or not settings.full:  # else: everything is sent, nothing to compare
+                run.changes = changes
+            if settings.sends:
+                run.decided = decided
         run.notes_shown = {source.name: len(source.notes) for source, _ in sources}
         endpoint = None
         if settings.sends:
             endpoint = stack.enter_context(_endpoint(settings))
             asyncio.run(_check(settings, endpoint, run.learner))
-            if run.state is not None:
-                run.state.record_decisions(decided)
         summary = _run(run, stack, inputs, endpoint)
         if endpoint is not None and settings.sandbox and not settings.quiet and not settings.json:
             show_stored(out, endpoint, run.shown_codes, settings.entity)
     return summary
-
-
-@contextlib.contextmanager
-def _spooled(stream: IO[bytes]) -> Iterator[Path]:
-    """Copy ``stream`` to an owner-only temporary file, removed afterwards; yield its path."""
-    fd, name = tempfile.mkstemp(prefix="biteral-import-stdin-")
-    try:
-        with os.fdopen(fd, "wb") as spool:
-            shutil.copyfileobj(stream, spool, 1 << 20)
-        yield Path(name)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-
-
-@contextlib.contextmanager
-def _reopen(settings: ImportSettings, spooled: Path | None, name: str) -> Iterator[Source]:
-    """Open input ``name`` again (standard input from its spooled copy) for a second pass."""
-    with contextlib.ExitStack() as stack:
-        stdin = stack.enter_context(open(spooled, "rb")) if name == "-" and spooled is not None else None
-        yield stack.enter_context(open_source(name, settings.read_options(), stdin=stdin))
 
 
 def upload_settings(settings: ImportSettings, endpoint: Endpoint) -> UploadSettings:

@@ -15,16 +15,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from biteral_cli.errors import LockedError, ReportError, UsageError
 
 _SCHEMA_VERSION = 1
 #: Codes per query: below SQLite's oldest default limit of 999 bound parameters.
 _QUERY_CHUNK = 900
+#: Records read at once by ``preload`` (one query each).
+_PRELOAD_PIECE = 65536
 
 
 def fingerprint(body: bytes) -> str:
     """A short hex digest of ``body`` that changes whenever the bytes change."""
     return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def fingerprints(bodies: Iterable[bytes]) -> list[str]:
+    """``fingerprint`` of each of ``bodies``, in order (without a call per body)."""
+    blake2b = hashlib.blake2b
+    return [blake2b(body, digest_size=16).hexdigest() for body in bodies]
 
 
 def payload_fingerprint(payload: dict[str, Any]) -> str:
@@ -121,7 +131,7 @@ class SyncState:
 
     The lock is ``fcntl.flock`` on ``<path>.lock``: the kernel drops it when the process dies, so a
     crashed run never leaves a lock that blocks the next one (except on network filesystems).
-    At volume, ask ``unchanged_many`` per batch of rows: one query per 900 codes, not per code.
+    At volume, ask ``differing`` per chunk of rows: one query for thousands of codes, not one per code.
     """
 
     def __init__(self, path: Path, connection: sqlite3.Connection, lock_fd: int) -> None:
@@ -129,6 +139,7 @@ class SyncState:
         self.path = path
         self._db: sqlite3.Connection | None = connection
         self._lock_fd: int | None = lock_fd
+        self._pairs: set[str] | None = None  # "<fingerprint> <code>" of every record, once preloaded
 
     @classmethod
     def open(cls, path: Path) -> SyncState:
@@ -188,6 +199,64 @@ class SyncState:
         except sqlite3.Error as exc:
             raise ReportError(f"cannot read state {self.path}: {exc}") from exc
         return known
+
+    def differing(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[int, bool]]:
+        """The ``(code, fingerprint)`` pairs the state does not hold as they are, in order, each as
+        (its position in ``pairs``, whether the code is known with another fingerprint).
+
+        One query for all of them (the comparison runs inside SQLite), so a chunk of unchanged
+        records costs no Python object per record; fingerprints contain no space (``fingerprint``
+        gives hex).
+        """
+        if not pairs:
+            return []
+        keys = [f"{fp} {code}" for code, fp in pairs]
+        if self._pairs is not None:
+            held = self._pairs
+            missing = [i for i, key in enumerate(keys) if key not in held]
+            if not missing:
+                return []
+            known = self.stored_many([pairs[i][0] for i in missing])
+            return [(i, pairs[i][0] in known) for i in missing]
+        try:
+            text = orjson.dumps(keys).decode()
+        except orjson.JSONEncodeError:  # a code JSON cannot carry (a lone surrogate): ask per code
+            known = self.stored_many([code for code, _ in pairs])
+            return [(i, code in known) for i, (code, fp) in enumerate(pairs) if known.get(code) != fp]
+        try:
+            found = self._conn().execute(_DIFFERING, (text,)).fetchall()
+        except sqlite3.Error as exc:
+            raise ReportError(f"cannot read state {self.path}: {exc}") from exc
+        return [(int(index), bool(known)) for index, known in found]
+
+    def preload(self) -> None:
+        """Read every recorded (code, fingerprint) into memory at once (about 120 bytes a record),
+        so that ``differing`` answers from memory for records that did not change: a full read is
+        several times cheaper than looking each code up. What ``record`` writes afterwards is not
+        seen by ``differing``: preload before sending starts, when comparing against the state as
+        the run found it."""
+        db = self._conn()
+        pairs: set[str] = set()
+        lower: str | None = None  # the last code read so far
+        try:
+            while True:
+                # One piece of records in code order, after the last one read, joined by SQLite.
+                where, bound = ("", ()) if lower is None else ("WHERE code > ? ", (lower,))
+                rows = f"FROM customers {where}ORDER BY code LIMIT {_PRELOAD_PIECE}"
+                joined = "SELECT count(*), group_concat(key, char(10)), max(code)"
+                query = f"{joined} FROM (SELECT {_KEY} AS key, code {rows})"
+                count, text, lower = db.execute(query, bound).fetchone()
+                if not count:
+                    break
+                keys = text.split("\n")
+                if len(keys) != count:  # a code holds a line break: these records one by one
+                    keys = [key for (key,) in db.execute(f"SELECT {_KEY} {rows}", bound)]
+                pairs.update(keys)
+                if count < _PRELOAD_PIECE:
+                    break
+        except sqlite3.Error as exc:
+            raise ReportError(f"cannot read state {self.path}: {exc}") from exc
+        self._pairs = pairs
 
     def decisions(self) -> dict[str, Decision]:
         """The decisions recorded by the last run that sent (empty before the first)."""
@@ -250,6 +319,18 @@ class SyncState:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: A record as ``differing`` and ``preload`` compare it: "<fingerprint> <code>".
+_KEY = "fp || ' ' || code"
+#: ``differing``: each JSON array element is "<fingerprint> <code>"; the rows are those whose code is
+#: unknown (``c.fp`` NULL) or known with another fingerprint, by position in the array.
+_DIFFERING = (
+    "SELECT j.key, c.fp IS NOT NULL FROM json_each(?) AS j "
+    "LEFT JOIN customers AS c ON c.code = substr(j.value, instr(j.value, ' ') + 1) "
+    "WHERE c.fp IS NOT substr(j.value, 1, instr(j.value, ' ') - 1) "
+    "ORDER BY j.key"
+)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -52,6 +52,43 @@ def test_unchanged_many_answers_like_unchanged_in_order(tmp_path: Path) -> None:
         assert expected.count(True) == 1_333 + 1 + 1  # i % 3 != 0, i == 0 (-0 == 0), the repeat
 
 
+@pytest.mark.parametrize("preloaded", [False, True])
+def test_differing_names_the_pairs_to_send_and_whether_each_code_is_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preloaded: bool
+) -> None:
+    # Codes as odd as a user's export can make them: spaces, a line break, accents, quotes.
+    odd = ["C 1", "line\nbreak", "Ñandú", 'quo"te', "", "x" * 300]
+    stored = [*(f"C{i}" for i in range(500)), *odd]
+    monkeypatch.setattr("biteral_cli.state._PRELOAD_PIECE", 7)  # many pieces, one with the line break
+    with SyncState.open(tmp_path / "sync.sqlite") as state:
+        state.record([(code, fingerprint(code.encode())) for code in stored])
+        state.record([("short", "abc")])  # a fingerprint of another length than ours
+        if preloaded:
+            state.preload()
+        pairs = [(code, fingerprint(code.encode())) for code in stored]  # all unchanged
+        pairs += [("C7", fingerprint(b"new")), ("new one", fingerprint(b"x")), ("short", "abcd")]
+        pairs += [("line\nbreak", fingerprint(b"moved")), ("short", "abc"), ("C7", fingerprint(b"C7"))]
+        expected = [
+            (i, code in stored or code == "short")
+            for i, (code, fp) in enumerate(pairs)
+            if not state.unchanged(code, fp)
+        ]
+        assert state.differing(pairs) == expected
+        n = len(stored)
+        assert expected == [(n, True), (n + 1, False), (n + 2, True), (n + 3, True)]
+        assert state.differing([]) == []
+
+
+def test_a_preloaded_state_reads_what_the_database_holds_not_what_is_recorded_after(tmp_path: Path) -> None:
+    with SyncState.open(tmp_path / "sync.sqlite") as state:
+        state.record([("C1", "fp1")])
+        state.preload()
+        state.record([("C1", "fp2")])  # written after: the database has it
+        assert state.unchanged("C1", "fp2")
+        # The snapshot compares with the state as the run found it (the run sends repeats itself).
+        assert state.differing([("C1", "fp1"), ("C1", "fp2")]) == [(1, True)]
+
+
 def test_payload_fingerprint_ignores_key_order_but_not_values() -> None:
     a = payload_fingerprint({"code": "C1", "country": "ES"})
     assert a == payload_fingerprint({"country": "ES", "code": "C1"})

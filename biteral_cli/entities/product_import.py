@@ -128,17 +128,3 @@ def _one(run: Run, one: Input, result: ProductResult, seq: int, encode: Encode) 
 
 def _reason(issue: Issue) -> str:
     return reason_key(issue.field, issue.message)
-
-
-def product_fingerprints(run: Run, one: Input, source: Source, encode: Encode) -> Iterator[tuple[str, str]]:
-    """(code, fingerprint) of every product of ``source`` that would be sent (for --max-changed)."""
-    builder = _builder(one, run.settings, source)
-    builder.notes = []  # the run itself shows the notes
-    shard = run.settings.shard
-    for result in builder.feed(source.rows()):
-        if result.payload is None or result.code is None:
-            continue
-        if shard is not None and shard_of(result.code, shard[1]) != shard[0] - 1:
-            continue
-        code = run.final_code(result)
-        yield code, fingerprint(encode(result.payload))
