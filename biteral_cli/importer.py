@@ -223,8 +223,7 @@ class Run(Outcomes):
             self.batches_sent += counter.batches
 
     def _dry_chunk(self, chunk: Chunk, one: Input, counter: BatchCounter, seq: Iterator[int]) -> None:
-        """One chunk of a dry run: the rows a rule has something to say about one by one, in order;
-        then every accepted row at once (repeats, --output, batches), in row order."""
+        """One chunk of a dry run: accepted rows written to --output and counted in batches at once."""
         assert one.columnar is not None
         done = one.columnar.run(chunk, review=self.review is not None)
         if done is None:
@@ -235,31 +234,58 @@ class Run(Outcomes):
                 if item is not None:
                     self._dry_items(item.ref.source, [item.code], [item.body], counter, new=False)
             return
+        with self._row_ordered_warnings():
+            items, limit = self._settle(chunk, done, one, seq)
+            rows, codes, lines, repeats = self._accepted(chunk, done, items, limit)
+        if not rows:
+            return
+        if self.output is not None:
+            self.output.write(newline_joined(lines))
+        lengths = pc.binary_length(lines).to_pylist()
+        if repeats:
+            for code, length in zip(codes, lengths, strict=True):
+                counter.add(code, length)
+        else:
+            counter.add_new(codes, lengths)
+        self.tally.add(chunk.source, "accepted", n=len(rows))
+        self._advance(len(rows))
+
+    @contextlib.contextmanager
+    def _row_ordered_warnings(self) -> Iterator[None]:
+        """Within: rows added to the warning report are written in row order at the end."""
+        held = self.warnings
+        if held is None:
+            yield
+            return
+        ordered = RowOrdered(held)
+        self.warnings = ordered
+        try:
+            yield
+        finally:
+            ordered.flush()
+            self.warnings = held
+
+    def _settle(self, chunk: Chunk, done: Normalized, one: Input, seq: Iterator[int]) -> tuple[dict[int, Item], int]:
+        """Account for the rows of a chunk a rule had something to say about, one by one in row order,
+        counting the clean rows between them: (row -> item of those to send, the row the run stopped
+        at or the chunk's length). Repeated codes are left to ``_accepted``."""
         n = len(chunk)
         chunk.fetch(done.bad)  # the cells of the rows prepared alone, read at once
         items: dict[int, Item] = {}
-        limit, start = n, 0
-        warnings, self.warnings = self.warnings, RowOrdered(self.warnings) if self.warnings is not None else None
-        try:
-            for index in (*done.bad, n):
-                if self.stop.is_set():
-                    limit = start
-                    break
-                if start < index:
-                    counted = self._count_clean(start, index)
-                    if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
-                        limit = counted
-                        break
-                if index < n:
-                    item = self._one(chunk, index, one, next(seq), repeats=False)
-                    if item is not None:
-                        items[index] = item
-                start = index + 1
-            self._dry_accept(chunk, done, items, limit, counter)
-        finally:
-            if isinstance(self.warnings, RowOrdered):
-                self.warnings.flush()
-            self.warnings = warnings
+        start = 0
+        for index in (*done.bad, n):
+            if self.stop.is_set():
+                return items, start
+            if start < index:
+                counted = self._count_clean(start, index)
+                if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
+                    return items, counted
+            if index < n:
+                item = self._one(chunk, index, one, next(seq), repeats=False)
+                if item is not None:
+                    items[index] = item
+            start = index + 1
+        return items, n
 
     def _count_clean(self, start: int, end: int) -> int:
         """Count clean rows ``start`` to ``end`` as processed; where counting stopped (a --max-errors
@@ -273,16 +299,28 @@ class Run(Outcomes):
         self.count_processed(end - start)
         return end
 
-    def _dry_accept(
-        self, chunk: Chunk, done: Normalized, items: dict[int, Item], limit: int, counter: BatchCounter
-    ) -> None:
-        """Accept, in row order, the clean rows before ``limit`` and the ``items`` of rows prepared
-        alone: repeats warned, lines written to --output, batches counted, the review told."""
+    def _accepted(
+        self, chunk: Chunk, done: Normalized, items: dict[int, Item], limit: int
+    ) -> tuple[list[int], list[str], Any, list[int]]:
+        """The rows of a chunk that go on, in row order: the clean rows before ``limit`` (resumed
+        ones and other shards' set aside) and the ``items`` of rows prepared alone, as (row
+        indices, codes, payload lines as an arrow array, positions of repeated codes); repeats are
+        warned, the locations review told."""
         n = len(chunk)
         keep = [True] * limit + [False] * (n - limit)
         for index in done.bad:
             if index < limit:
                 keep[index] = False
+        checkpoint = self.checkpoint
+        if checkpoint is not None and checkpoint.done_count:
+            numbers, source, resumed = chunk.rows, chunk.source, 0
+            for index in range(limit):
+                if keep[index] and checkpoint.is_done(source, numbers[index]):
+                    keep[index] = False
+                    resumed += 1
+            if resumed:
+                self.tally.add(source, "accepted", n=resumed)
+                self.resumed += resumed
         if done.place_infos is not None and self.review is not None and any(keep):
             clean = done.place_index.filter(pa.array(keep, pa.bool_()))
             infos = done.place_infos
@@ -309,7 +347,7 @@ class Run(Outcomes):
             lines = pc.replace_with_mask(lines, pa.array(mask, pa.bool_()), bodies)
         rows = list(compress(range(n), keep))
         if not rows:
-            return
+            return [], [], None, []
         lines = lines.filter(pa.array(keep, pa.bool_())) if len(rows) < n else lines
         codes_sent: list[str] = list(compress(sent, keep))  # type: ignore[arg-type]
         repeats = self.seen_codes.add_many(codes_sent)
@@ -317,16 +355,7 @@ class Run(Outcomes):
             chunk.fetch([rows[k] for k in repeats])
             for k in repeats:
                 self._repeated(chunk.row(rows[k]), codes_sent[k])
-        if self.output is not None:
-            self.output.write(newline_joined(lines))
-        lengths = pc.binary_length(lines).to_pylist()
-        if repeats:
-            for code, length in zip(codes_sent, lengths, strict=True):
-                counter.add(code, length)
-        else:
-            counter.add_new(codes_sent, lengths)
-        self.tally.add(chunk.source, "accepted", n=len(rows))
-        self._advance(len(rows))
+        return rows, codes_sent, lines, repeats
 
     def _dry_items(
         self, source: str, codes: list[str], bodies: list[bytes], counter: BatchCounter, *, new: bool
@@ -345,7 +374,9 @@ class Run(Outcomes):
         self._advance(len(bodies))
 
     def _chunk(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item]:
-        """The items of one chunk: clean rows from their column-built lines, the rest row by row."""
+        """The items of one chunk, in row order: clean rows from their column-built lines, the rest
+        row by row. Every row the chunk counted is yielded even after a stop (the sender reports
+        what it no longer sends as not sent), so the counts add up."""
         assert one.columnar is not None
         done = one.columnar.run(chunk, review=self.review is not None)
         if done is None:
@@ -356,38 +387,16 @@ class Run(Outcomes):
                 if item is not None:
                     yield item
             return
-        bodies, codes, sent, places = done.bodies, done.codes, done.sent_codes, done.places
-        checkpoint, review, stop = self.checkpoint, self.review, self.stop
-        shard = self.settings.shard
-        fingerprints = self.state is not None
-        seen = self.seen_codes.add
-        source, numbers = chunk.source, chunk.rows
-        for index, body in enumerate(bodies):
-            if stop.is_set():
-                return
-            if body is None:
-                item = self._one(chunk, index, one, next(seq))
-                if item is not None:
-                    yield item
-                continue
-            self.count_processed()
-            if checkpoint is not None and checkpoint.is_done(source, numbers[index]):
-                self.tally.add(source, "accepted")
-                self.resumed += 1
-                continue
-            if places is not None and review is not None:
-                review.record_clean((places[index],))
-            if shard is not None and not self._in_shard(codes[index]):
-                self.tally.add(source, "skipped")
-                continue
-            code = sent[index]
-            assert code is not None
-            if not seen(code):
-                self._repeated(chunk.row(index), code)
-            fp = fingerprint(body) if fingerprints else ""
-            yield Item(seq=next(seq), code=code, body=body, ref=Ref(chunk, index, fp))
+        with self._row_ordered_warnings():
+            built, limit = self._settle(chunk, done, one, seq)
+            rows, codes, lines, _ = self._accepted(chunk, done, built, limit)
+        if not rows:
+            return
+        bodies: list[bytes] = lines.to_pylist()
+        fps = fingerprints(bodies) if self.state is not None else [""] * len(bodies)
+        for n, index in enumerate(rows):
+            yield built.get(index) or Item(seq=next(seq), code=codes[n], body=bodies[n], ref=Ref(chunk, index, fps[n]))
 
-    # -- with --state: compared a chunk at a time ----------------------------------------------------
     def groups(self, inputs: Sequence[Input]) -> Iterator[list[Item]]:
         """What should be sent, a list a chunk (customers) or a group of products, once the sync
         state has had its say: records it holds as they are were counted skipped (with --full
@@ -421,20 +430,24 @@ class Run(Outcomes):
         """The items of one chunk the state says to send: clean rows compared in bulk, without an
         item each, the others as built row by row; the rest counted skipped at once."""
         assert self.changes is not None
-        indices: list[int] = []
-        codes: list[str] = []
-        bodies: list[bytes] = []
-        built: dict[int, Item] = {}  # position in the lists -> the item of a row built row by row
-        for part in self._candidates(chunk, one, seq):
-            if isinstance(part, Item):
-                built[len(codes)] = part
-                indices.append(part.ref.index)
-                codes.append(part.code)
-                bodies.append(part.body)
-            else:
-                indices += part[0]
-                codes += part[1]
-                bodies += part[2]
+        assert one.columnar is not None
+        done = one.columnar.run(chunk, review=self.review is not None)
+        if done is None:
+            built = {}
+            for index in range(len(chunk)):
+                if self.stop.is_set():
+                    break
+                item = self._one(chunk, index, one, next(seq))
+                if item is not None:
+                    built[index] = item
+            rows = list(built)
+            codes = [built[i].code for i in rows]
+            bodies = [built[i].body for i in rows]
+        else:
+            with self._row_ordered_warnings():
+                built, limit = self._settle(chunk, done, one, seq)
+                rows, codes, lines, _ = self._accepted(chunk, done, built, limit)
+            bodies = [] if not rows else lines.to_pylist()
         fps = fingerprints(bodies)
         send = self.changes.sort(codes, fps)
         if repeated := self.repeated:
@@ -443,66 +456,9 @@ class Run(Outcomes):
             self.tally.add(chunk.source, "skipped", n=skipped)
         self._advance(0)
         return [
-            built.get(n) or Item(seq=next(seq), code=codes[n], body=bodies[n], ref=Ref(chunk, indices[n], fps[n]))
+            built.get(rows[n]) or Item(seq=next(seq), code=codes[n], body=bodies[n], ref=Ref(chunk, rows[n], fps[n]))
             for n in itertools.compress(range(len(send)), send)
         ]
-
-    def _candidates(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item | _Clean]:
-        """The rows of one chunk that may be sent, in row order: each run of clean rows at once as
-        (row indices, codes, bodies), every other row as the item built from it."""
-        assert one.columnar is not None
-        done = one.columnar.run(chunk, review=self.review is not None)
-        slow = range(len(chunk)) if done is None else [i for i, b in enumerate(done.bodies) if b is None]
-        start = 0
-        for index in (*slow, len(chunk)):
-            if self.stop.is_set():
-                return
-            if done is not None and start < index:
-                kept = self._clean(chunk, done, start, index)
-                if kept:
-                    sent, bodies = done.sent_codes, done.bodies
-                    yield kept, [sent[i] or "" for i in kept], [bodies[i] or b"" for i in kept]
-                if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
-                    return
-            if index < len(chunk):
-                item = self._one(chunk, index, one, next(seq))
-                if item is not None:
-                    yield item
-            start = index + 1
-
-    def _clean(self, chunk: Chunk, done: Normalized, start: int, end: int) -> list[int]:
-        """Rows ``start`` to ``end`` of a chunk, all clean: counted, resumed rows and other shards'
-        rows set aside, checked for repeats; the indices of those that may be sent."""
-        if self.bad and self.processed < BUDGET_ROWS < self.processed + end - start:
-            # A --max-errors percentage is first checked at the 100th row: stop there if it says so.
-            cut = start + BUDGET_ROWS - self.processed
-            kept = self._clean(chunk, done, start, cut)
-            return kept if self.stop.is_set() else kept + self._clean(chunk, done, cut, end)
-        source = chunk.source
-        self.count_processed(end - start)
-        indices: list[int] = list(range(start, end))
-        checkpoint = self.checkpoint
-        if checkpoint is not None and checkpoint.done_count:
-            numbers = chunk.rows
-            left = [i for i in indices if not checkpoint.is_done(source, numbers[i])]
-            if resumed := len(indices) - len(left):
-                self.tally.add(source, "accepted", n=resumed)
-                self.resumed += resumed
-            indices = left
-        if done.places is not None and self.review is not None:
-            places = done.places
-            self.review.record_clean([places[i] for i in indices])
-        if self.settings.shard is not None:
-            codes = done.codes
-            mine = [i for i in indices if self._in_shard(codes[i])]
-            if skipped := len(indices) - len(mine):
-                self.tally.add(source, "skipped", n=skipped)
-            indices = mine
-        sent, seen = done.sent_codes, self.seen_codes.add
-        for i in indices:
-            if not seen(code := sent[i] or ""):
-                self._repeated(chunk.row(i), code)
-        return indices
 
     def _in_shard(self, code: str | None) -> bool:
         """Whether a row with this code (as normalized) belongs to this run's --shard."""
@@ -579,7 +535,6 @@ PRELOAD_MAX = 2_000_000
 PRELOAD_SHARE = 32
 
 #: A run of clean rows of a chunk that may be sent: (row indices, codes, bodies).
-_Clean = tuple[list[int], list[str], list[bytes]]
 
 
 class Changes:
