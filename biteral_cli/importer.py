@@ -75,6 +75,7 @@ from .state import (
     shard_of,
 )
 from .upload import (
+    ChunksAhead,
     Item,
     RateLearner,
     Secret,
@@ -635,8 +636,29 @@ def _check_report_paths(settings: ImportSettings, failures_path: Path) -> None:
             check_writable(path)
 
 
+class _AheadColumnar(ChunkNormalizer):
+    """The columnar normalizer of an input whose chunks ``ahead`` reads and normalizes one ahead."""
+
+    def __init__(self, inner: ChunkNormalizer, ahead: ChunksAhead[Chunk, Normalized | None]) -> None:
+        self.inner, self.ahead = inner, ahead  # everything else is the inner one's business
+
+    def run(self, chunk: Chunk, *, review: bool) -> Normalized | None:
+        return self.inner.run(chunk, review=True) if review else self.ahead.result(chunk)
+
+
+def _ahead(one: Input) -> Input:
+    """``one`` with its next chunk read and normalized in a thread while the requests go
+    (``ChunksAhead``): the event loop never stops a few hundred ms for a chunk."""
+    if one.columnar is None:
+        return one
+    ahead = ChunksAhead(one.chunks, functools.partial(one.columnar.run, review=False))
+    return dataclasses.replace(one, chunks=ahead, columnar=_AheadColumnar(one.columnar, ahead))
+
+
 async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) -> None:
     settings = run.settings
+    if endpoint is not None and run.review is None:
+        inputs = [_ahead(one) for one in inputs]
     stream = batches(run.to_send(run.items(inputs)), size=settings.batch_size, max_bytes=settings.max_request_bytes)
     if endpoint is None and (settings.full or run.state is None) and settings.entity == "customers":
         run.dry_run(inputs)
