@@ -675,7 +675,13 @@ async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) ->
     result = UploadResult()
     try:
         await upload(
-            stream, upload_settings(settings, endpoint), run, stop=run.stop, result=result, learner=run.learner
+            stream,
+            upload_settings(settings, endpoint),
+            run,
+            stop=run.stop,
+            result=result,
+            learner=run.learner,
+            probe=False,  # _check had GET /status accepted with this key and URL just before
         )
     except AbortError as exc:
         run.halt(str(exc), exc)
