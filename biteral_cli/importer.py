@@ -78,6 +78,7 @@ from .state import (
     shard_of,
 )
 from .upload import (
+    ChunksAhead,
     Item,
     RateLearner,
     Secret,
@@ -794,11 +795,32 @@ async def _hold(run: Run, inputs: Sequence[Input], held: Held) -> None:
     check_mass_change(run, run.changes)
 
 
+class _AheadColumnar(ChunkNormalizer):
+    """The columnar normalizer of an input whose chunks ``ahead`` reads and normalizes one ahead."""
+
+    def __init__(self, inner: ChunkNormalizer, ahead: ChunksAhead[Chunk, Normalized | None]) -> None:
+        self.inner, self.ahead = inner, ahead  # everything else is the inner one's business
+
+    def run(self, chunk: Chunk, *, review: bool) -> Normalized | None:
+        return self.inner.run(chunk, review=True) if review else self.ahead.result(chunk)
+
+
+def _ahead(one: Input) -> Input:
+    """``one`` with its next chunk read and normalized in a thread while the requests go
+    (``ChunksAhead``): the event loop never stops a few hundred ms for a chunk."""
+    if one.columnar is None:
+        return one
+    ahead = ChunksAhead(one.chunks, functools.partial(one.columnar.run, review=False))
+    return dataclasses.replace(one, chunks=ahead, columnar=_AheadColumnar(one.columnar, ahead))
+
+
 async def _send(run: Run, inputs: Sequence[Input], endpoint: Endpoint | None) -> None:
     settings = run.settings
     if endpoint is None and run.changes is None and settings.entity == "customers":
         run.dry_run(inputs)  # nothing to compare with a sync state (none, or --full without a limit)
         return
+    if endpoint is not None and run.review is None:
+        inputs = [_ahead(one) for one in inputs]
     with Held() as held, contextlib.ExitStack() as stack:
         if run.changes is not None:
             stack.callback(run.changes.close)
@@ -832,7 +854,13 @@ async def _stream(run: Run, items: Iterator[Item], endpoint: Endpoint | None) ->
     result = UploadResult()
     try:
         await upload(
-            stream, upload_settings(settings, endpoint), run, stop=run.stop, result=result, learner=run.learner
+            stream,
+            upload_settings(settings, endpoint),
+            run,
+            stop=run.stop,
+            result=result,
+            learner=run.learner,
+            probe=False,  # _check had GET /status accepted with this key and URL just before
         )
     except AbortError as exc:
         run.halt(str(exc), exc)

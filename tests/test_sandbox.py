@@ -230,6 +230,15 @@ def test_any_valid_json_body_is_read_and_stored_as_sent(
     assert _get(client, code)["payload"]["metadata"] == stored
 
 
+@pytest.mark.parametrize("number", [123456789012345678901234567890, 18446744073709551617, -9223372036854775809])
+def test_an_integer_beyond_64_bits_in_a_utf8_body_is_stored_exactly(client: httpx.Client, number: int) -> None:
+    code = _code()
+    raw = f'{{"code": "{code}", "metadata": {{"big": {number}}}}}'.encode()
+    response = client.post("/customers", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert _get(client, code)["payload"]["metadata"] == {"big": number}
+
+
 @pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity"])
 def test_nan_and_infinity_are_not_json(client: httpx.Client, value: bytes) -> None:
     body = b'{"code": "' + _code().encode() + b'", "metadata": {"x": ' + value + b"}}"

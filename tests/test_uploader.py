@@ -308,6 +308,21 @@ def test_wrong_key_stops_after_one_request() -> None:
 
 
 @pytest.mark.slow
+def test_without_the_probe_the_first_requests_leave_together() -> None:
+    # The caller had the key accepted already (GET /status): no lone first request. The answers
+    # take 500 ms, so all four requests are out before the first 401 comes back.
+    items = customers(500)
+    rec = Recorder()
+    with running_sandbox(SandboxSettings(api_key=KEY, latency_ms=500)) as sb:
+        bad = settings_for(sb, api_key=Secret("wrong-key-123456"), concurrency=4)
+        with pytest.raises(AuthError):
+            run(chunks(items, 100), bad, rec, probe=False)
+        assert sb.stats.requests == 4
+    assert not rec.accepted and len(rec.requests) == 4
+    assert len(rec.failed) == len(rec.reported())
+
+
+@pytest.mark.slow
 def test_duplicates_across_concurrent_batches_end_in_file_order() -> None:
     # 30 batches each carrying the same 10 codes: the last batch's values must win.
     batches = [[item(b * 10 + c, f"D{c}", yearBorn=1900 + b, country="ES") for c in range(10)] for b in range(30)]

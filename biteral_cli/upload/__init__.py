@@ -17,6 +17,7 @@ It knows nothing about files, columns or reports: it takes ``Item`` batches and 
 
 from __future__ import annotations
 
+from ._ahead import ChunksAhead
 from ._config import RateLimit, Secret, UploadSettings, format_duration, parse_duration
 from ._engine import upload
 from ._exceptions import RateLimitedError
@@ -25,6 +26,7 @@ from ._pacing import RateLearner
 from ._status import check_status
 
 __all__ = [
+    "ChunksAhead",
     "Clock",
     "FieldError",
     "Item",

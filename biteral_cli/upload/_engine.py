@@ -46,6 +46,7 @@ class _Upload:
         clock: Clock | None = None,
         result: UploadResult | None = None,
         learner: RateLearner | None = None,
+        probe: bool = True,
     ) -> None:
         self.user_stop = stop
         self.settings = settings
@@ -72,6 +73,9 @@ class _Upload:
         # The first request goes alone, so a wrong key or URL costs one request, not `concurrency`.
         self.probe_started = False
         self.probe_done = asyncio.Event()
+        if not probe:
+            self.probe_started = True
+            self.probe_done.set()
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -439,6 +443,7 @@ async def upload(
     clock: Clock | None = None,
     result: UploadResult | None = None,
     learner: RateLearner | None = None,
+    probe: bool = True,
 ) -> UploadResult:
     """Send every batch to ``settings.endpoint`` with at most `concurrency` requests in flight;
     report each item once.
@@ -451,9 +456,13 @@ async def upload(
     wait than --max-wait leaves; a `stop` event returns aborted="interrupted". A `result` passed in
     is filled as the run goes, so the caller has the figures even when this raises. A `learner`
     passed in carries what check_status saw (its request counts against the API's limit too).
+    The first request goes alone, so that a wrong key or URL costs one request; ``probe=False``
+    when the caller has just had the key accepted (check_status): the first ``concurrency``
+    requests then leave together (at concurrency 16 the lone first request cost a 16-wide round
+    of 13 for 20,000 rows).
     """
     async with ApiClient(settings) as client:
-        run = _Upload(settings, listener, client, stop, clock, result, learner)
+        run = _Upload(settings, listener, client, stop, clock, result, learner, probe)
         watcher: asyncio.Task[None] | None = None
         if stop is not None:
 

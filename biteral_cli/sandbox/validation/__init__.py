@@ -69,14 +69,22 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: Every digit made "0", so that 19 digits in a row (maybe an integer beyond 64 bits, which orjson
+#: reads as a float, silently) are one ``in`` away: ~50 us on a batch of 100 (a regex takes 600).
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else b for b in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
 def parse_json(raw: bytes) -> Any:
     """The body as Python values; InvalidJsonError when it is not strict JSON."""
-    try:
-        # orjson is several times faster on the batches a benchmark sends; what it refuses and
-        # the stdlib takes (integers over 64 bits, UTF-16 bodies, lone surrogates) goes the old way.
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
+    if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
+        try:
+            # orjson is several times faster on the batches a benchmark sends; what it refuses and
+            # the stdlib takes (UTF-16 bodies, lone surrogates) goes the old way, and so do bodies
+            # that may hold an integer beyond 64 bits (the stdlib keeps it exact).
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
