@@ -315,17 +315,16 @@ class ChunkNormalizer:
         for column, key in self.meta_pairs:
             cells = columns[column]
             prefix = b"," + orjson.dumps(key) + b":"
-            joined = pc.binary_join_element_wise(prefix + b'"', cells.cast(pa.binary()), _QUOTE, _EMPTY_SCALAR)
-            escape = pc.match_substring_regex(cells, _ESCAPED)
-            if pc.any(escape).as_py():
-                escaped = [_fragment(prefix, v) for v in cells.filter(escape).to_pylist()]
-                flags = [f is _BAD for f in escaped]
-                values = pa.array([b"" if flag else f for f, flag in zip(escaped, flags, strict=True)], pa.binary())
-                joined = pc.replace_with_mask(joined, escape, values)
-                if any(flags):
-                    marks = pc.replace_with_mask(pa.repeat(pa.scalar(False), n), escape, pa.array(flags, pa.bool_()))
-                    refused = marks if refused is None else pc.or_(refused, marks)
-            fragments.append(pc.if_else(_blank(cells), _EMPTY_SCALAR, joined))
+            encoded = pc.dictionary_encode(cells)
+            if len(encoded.dictionary) * 4 <= n:  # few distinct values: worked out once each
+                fragment, marks = _cell_fragments(encoded.dictionary, prefix)
+                fragment = fragment.take(encoded.indices)
+                marks = None if marks is None else marks.take(encoded.indices)
+            else:
+                fragment, marks = _cell_fragments(cells, prefix)
+            fragments.append(fragment)
+            if marks is not None:
+                refused = marks if refused is None else pc.or_(refused, marks)
         bad = refused
         if not fragments:
             out = pa.repeat(_EMPTY_SCALAR, n)
@@ -370,6 +369,22 @@ def _year_keys(normalizer: Normalizer) -> Callable[[Any], Any]:
 
 #: Field -> the column-wise key function its rule reads distinct values through.
 _CANONICAL: dict[str, Callable[[Normalizer], Callable[[Any], Any]]] = {"yearBorn": _year_keys}
+
+
+def _cell_fragments(cells: Any, prefix: bytes) -> tuple[Any, Any]:
+    """Per cell, ``,"key":"value"`` (``prefix`` is ``,"key":``), "" for a blank cell, and per cell
+    whether orjson refused it (or None when none was refused)."""
+    joined = pc.binary_join_element_wise(prefix + b'"', cells.cast(pa.binary()), _QUOTE, _EMPTY_SCALAR)
+    refused = None
+    escape = pc.match_substring_regex(cells, _ESCAPED)
+    if pc.any(escape).as_py():
+        escaped = [_fragment(prefix, v) for v in cells.filter(escape).to_pylist()]
+        flags = [f is _BAD for f in escaped]
+        values = pa.array([b"" if flag else f for f, flag in zip(escaped, flags, strict=True)], pa.binary())
+        joined = pc.replace_with_mask(joined, escape, values)
+        if any(flags):
+            refused = pc.replace_with_mask(pa.repeat(pa.scalar(False), len(cells)), escape, pa.array(flags, pa.bool_()))
+    return pc.if_else(_blank(cells), _EMPTY_SCALAR, joined), refused
 
 
 def _blank(cells: Any) -> Any:

@@ -318,6 +318,10 @@ _TIME_RE = re.compile(
     r"[T\s]*\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[ap]\.?\s?m\.?)?\s*(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT)?$",
     re.IGNORECASE,
 )
+#: What ``columnar`` keys birth dates by (its RE2 twins _ISO_DATE and _DMY_DATE): ASCII digits only.
+_PLAIN_DATE_RE = re.compile(
+    r"([0-9]{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0?[1-9]|1[0-9]|2[0-8])[-/.](?:0?[1-9]|1[0-2])[-/.]([0-9]{4})"
+)
 _YMD_RE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
 _XYY_RE = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})")
 _YM_RE = re.compile(r"(\d{4})[-/.](\d{1,2})")
@@ -828,6 +832,15 @@ class Normalizer:
         """yearBorn."""
         self._single("yearBorn", self.year_value, get, payload, errors, warnings)
 
+    def year_key(self, text: str) -> str:
+        """``text``, or the plausible year it holds when it is a date in ISO or day/month/year form
+        whose day is at most 28 (valid in any month): the same yearBorn, cached per year."""
+        found = _PLAIN_DATE_RE.fullmatch(text)
+        if found is None:
+            return text
+        year = found.group(1) or found.group(2)
+        return year if MIN_YEAR <= int(year) <= self._this_year else text
+
     @property
     def this_year(self) -> int:
         """The latest plausible birth year (the current year unless the options fix one)."""
@@ -836,7 +849,7 @@ class Normalizer:
     def year_value(self, value: Any) -> _Outcome:
         """yearBorn of one cell: (value or a marker, message or None)."""
         if type(value) is str:
-            return _year_outcome(value, self._this_year, self._strict)
+            return _year_outcome(self.year_key(value), self._this_year, self._strict)
         if isinstance(value, dt.date):  # datetime too: Excel readers may give real dates
             value = str(value.year)
         return self._other("yearBorn", value, self._year)
