@@ -148,7 +148,8 @@ def _build() -> Iterator[tuple[str, dict[str, Any]]]:
         keys.discard("")
         lat, lon = float(city.get("latitude") or 0), float(city.get("longitude") or 0)
         state = ""
-        for key in sorted(keys, key=lambda k: k != fold_text(name)):  # its own name first
+        # Its own name first, then the others in a fixed order (a set's order changes between runs).
+        for key in sorted(keys, key=lambda k: (k != fold_text(name), k)):
             state = _nearest_state(csc.get((cc, key)), lat, lon)
             if state:
                 break
