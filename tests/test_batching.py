@@ -61,6 +61,7 @@ def test_batch_size_outside_api_limits_is_refused() -> None:
         list(batches(make(["a"]), size=101))
 
 
+@pytest.mark.slow
 @given(st.lists(st.sampled_from("abcdefgh"), max_size=300), st.integers(1, 100))
 def test_batches_keep_order_and_every_item(codes: list[str], size: int) -> None:
     items = make(codes)
@@ -87,6 +88,7 @@ def test_seen_codes_behaves_like_a_set(codes: list[str]) -> None:
         max_size=60,
     )
 )
+@pytest.mark.slow
 def test_seen_codes_in_bulk_name_the_same_repeats_as_one_by_one(steps: list[str | list[str]]) -> None:
     """A chunk's codes checked at once flag exactly the rows a one-by-one check would: codes seen
     in earlier chunks, in single additions, or earlier in the same chunk."""

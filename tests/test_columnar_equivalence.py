@@ -75,6 +75,7 @@ def _run(tmp: Path, export: Path, name: str, *extra: str) -> dict[str, object]:
     broken=st.booleans(),
     extra=st.sampled_from([(), ("--hash-code", "sha256"), ("--shard", "2/3")]),
 )
+@pytest.mark.slow
 def test_columnar_dry_run_equals_the_row_by_row_path(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,

@@ -25,6 +25,7 @@ def _stored_codes(sandbox: RunningSandbox) -> set[str]:
         return {row[0] for row in conn.execute("SELECT code FROM customers")}
 
 
+@pytest.mark.slow
 def test_standard_input_is_sent_whole_and_summarized(sandbox_factory: Any) -> None:
     """The README's `zcat export.csv.gz | biteral-import - --format csv`, sending for real (it crashed)."""
     target = sandbox_factory()

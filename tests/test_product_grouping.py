@@ -202,6 +202,7 @@ def test_shopify_current_headers_read_like_the_classic_ones() -> None:
     handles=st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=40),
     window=st.integers(min_value=1, max_value=5),
 )
+@pytest.mark.slow
 def test_every_row_ends_in_exactly_one_result_and_each_handle_in_one_product(handles: list[str], window: int) -> None:
     lines = "".join(f"{h},Title {h},{i + 1}\n" for i, h in enumerate(handles))
     headers, rows = _rows("Handle,Title,Variant Price\n" + lines)

@@ -114,6 +114,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "options", "counts", "code", "expected"), CASES, ids=lambda c: getattr(c, "name", ""))
 def test_each_export_lands_with_title_price_brand_category_image_attributes(
     path: Path,
@@ -210,6 +211,7 @@ def test_sandbox_batch_with_one_bad_product_is_rejected_whole(sandbox: RunningSa
     )
 
 
+@pytest.mark.slow
 def test_sandbox_get_shape_and_delete(sandbox: RunningSandbox) -> None:
     body = {
         "code": "sb-shape",
@@ -247,6 +249,7 @@ def test_map_shows_product_fields(in_tmp: Path) -> None:
         assert fragment in result.output, fragment
 
 
+@pytest.mark.slow
 def test_entity_from_the_environment_and_the_config_file(
     sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
 ) -> None:
@@ -308,6 +311,7 @@ def test_a_currency_the_api_refuses_rejects_only_that_product(
     assert "P2" in report and "XCD is not a valid currency" in report and "P1" not in report
 
 
+@pytest.mark.slow
 def test_shards_split_products_without_overlap(sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path) -> None:
     sandbox = sandbox_factory()
     one = _import(sandbox, SAMPLES / "products.csv", "--currency", "EUR", "--shard", "1/2")
@@ -338,6 +342,7 @@ def test_json_lines_products_with_numbers(sandbox_factory: Callable[..., Running
     assert _get(sandbox, "J2")["payload"]["isActive"] is False
 
 
+@pytest.mark.slow
 def test_state_refuses_a_run_that_would_change_most_products(
     sandbox_factory: Callable[..., RunningSandbox], in_tmp: Path
 ) -> None:

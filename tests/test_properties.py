@@ -149,6 +149,7 @@ def read_back(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
 @settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
+@pytest.mark.slow
 @given(data=st.data(), suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".json", ".xlsx"]))
 def test_a_random_table_reads_back_the_same_through_every_reader(
     tmp_path: Path, data: st.DataObject, suffix: str

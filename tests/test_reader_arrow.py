@@ -52,6 +52,7 @@ def _csv_text(header: list[str], rows: list[list[str]], newline: str) -> str:
     block=st.sampled_from([16, 64, 200]),
     tail=st.booleans(),
 )
+@pytest.mark.slow
 def test_fast_and_exact_readers_agree_on_any_csv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[list[str]], newline: str, block: int, tail: bool
 ) -> None:

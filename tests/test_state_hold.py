@@ -28,6 +28,7 @@ def _plain(item: Item) -> tuple[object, ...]:
     return item.seq, item.code, item.body, ref.fingerprint, ref.source, ref.number, ref.size, rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("memory_bytes", [0, 2_000, 1 << 30])
 def test_held_items_come_back_in_order_as_they_went_in(memory_bytes: int) -> None:
     items = [_item(n) for n in range(3_000)]
