@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -72,7 +72,9 @@ class Normalized:
     place_index: Any = None
     """With the locations review: per row, the index into ``place_infos`` of its places (arrow int32)."""
     place_infos: list[Any] | None = None
-    """(review key, fields, payload) of each distinct places combination, for the locations review."""
+    """(review key, fields, payload, problems) of each distinct places combination, for the locations review."""
+    warned: dict[int, list[Issue]] = field(default_factory=dict)
+    """Clean rows sent with warnings: row index -> the warnings, in rule order (as ``prepare`` gives them)."""
     _bodies: list[bytes | None] | None = None
 
     @property
@@ -84,14 +86,6 @@ class Normalized:
                 bodies[index] = None
             self._bodies = bodies
         return self._bodies
-
-    @property
-    def places(self) -> list[Any] | None:
-        """Per row, (review key, fields, payload) of its places rule, for the locations review."""
-        if self.place_infos is None:
-            return None
-        infos = self.place_infos
-        return [infos[i] for i in self.place_index.to_pylist()]
 
 
 @dataclass(slots=True)
@@ -114,8 +108,10 @@ class _Rule:
         value_of: Callable[[Any], tuple[Any, str | None]] | None,
         fragment: Callable[[str, Any], bytes | None],
         canonical: Callable[[Any], Any] | None = None,
+        strict: bool = False,
     ) -> None:
         self.rule = rule
+        self.strict = strict
         # Cells that mean the same value mapped to one key first (column-wise), so that the rule
         # runs once per meaning rather than once per spelling (birth dates: per year, not per day).
         self.canonical = canonical if len(sources) == 1 and sources[0].convert is None else None
@@ -127,11 +123,13 @@ class _Rule:
         self.keep = keep
         self.table: dict[Any, bytes] = {}
         self.fragments: dict[Any, bytes] = {}
-        self.info: dict[Any, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
+        self.info: dict[Any, tuple[Any, dict[str, Any], dict[str, Any], dict[str, str]]] = {}
+        self.warned: dict[Any, list[Issue]] = {}
+        """Key -> the warnings its value is sent with (the key's fragment is in ``table``)."""
 
-    def run(self, columns: dict[str, Any], n: int) -> tuple[Any, Any, Any, list[Any]]:
-        """(fragment per row, bad flag per row or None, distinct index per row, distinct keys) for a
-        chunk whose columns (arrow string arrays) are ``columns``."""
+    def run(self, columns: dict[str, Any], n: int) -> tuple[Any, Any, Any, list[Any], Any]:
+        """(fragment per row, bad flag per row or None, distinct index per row, distinct keys, warned
+        flag per row or None) for a chunk whose columns (arrow string arrays) are ``columns``."""
         arrays = [columns[c] for c in self.columns]
         if not arrays:
             keys: list[Any] = [()]
@@ -145,34 +143,44 @@ class _Rule:
         if len(table) > CACHE_LIMIT:
             table.clear()
             self.info.clear()
+            self.warned.clear()
         single = len(arrays) == 1
         for key in set(keys).difference(table):
-            table[key] = self._compute((key,) if single else key)
+            table[key] = self._compute((key,) if single else key, key)
         fragments = [table[key] for key in keys]
         flags = [fragment is _BAD for fragment in fragments]
         values = pa.array(
             [b"" if flag else fragment for fragment, flag in zip(fragments, flags, strict=True)], pa.binary()
         )
         bad = pa.array(flags, pa.bool_()).take(indices) if any(flags) else None
-        return values.take(indices), bad, indices, keys
+        warned = None
+        if self.warned:
+            marks = [key in self.warned for key in keys]
+            if any(marks):
+                warned = pa.array(marks, pa.bool_()).take(indices)
+        return values.take(indices), bad, indices, keys, warned
 
-    def _compute(self, cells: tuple[Any, ...]) -> bytes:
+    def _compute(self, cells: tuple[Any, ...], key: Any) -> bytes:
+        """The fragment of one distinct key (``cells`` its cells), _BAD when its row must be
+        prepared alone; a key sent with warnings is remembered in ``warned``."""
         if self.value_of is not None:
             source = self.sources[0]
             value = source.convert(cells[0]) if source.convert is not None else cells[0]
             outcome, message = self.value_of(value)
             if message is not None:
-                return _BAD
+                if self.strict:  # the message is an error: the row is rejected, prepare words it
+                    return _BAD
+                self.warned[key] = [Issue(source.field, message)]
             try:  # one bytes object per outcome, however many cells give it (True is not 1 here)
-                key = (type(outcome), outcome)
-                shared = self.fragments.get(key)
+                same: tuple[type, Any] | None = (type(outcome), outcome)
+                shared = self.fragments.get(same)
             except TypeError:  # an unhashable value from a mapping file
-                key, shared = None, None
+                same, shared = None, None
             if shared is None:
                 fragment = self.fragment(source.field, outcome)
                 shared = _BAD if fragment is None else fragment
-                if key is not None:
-                    self.fragments[key] = shared
+                if same is not None:
+                    self.fragments[same] = shared
             return shared
         fields: dict[str, Any] = {}
         given = iter(cells)
@@ -186,15 +194,20 @@ class _Rule:
         errors: list[Issue] = []
         warnings: list[Issue] = []
         self.rule(fields.get, payload, errors, warnings)
-        if errors or warnings:
+        if errors:
             return _BAD
         try:
             out = orjson.dumps(payload)
         except orjson.JSONEncodeError:
             return _BAD
+        if warnings:
+            self.warned[key] = list(warnings)
         if self.keep:
             review_key = (fields.get("country"), fields.get("state"), fields.get("city"))
-            self.info[cells if len(cells) != 1 else cells[0]] = (review_key, fields, payload)
+            problems: dict[str, str] = {}
+            for issue in warnings:
+                problems.setdefault(issue.field, issue.message)
+            self.info[key] = (review_key, fields, payload, problems)
         return b"," + out[1:-1] if len(out) > 2 else b""
 
 
@@ -226,6 +239,7 @@ class ChunkNormalizer:
                 value_of=value_of,
                 fragment=normalizer.fragment,
                 canonical=_CANONICAL[fields[0]](normalizer) if fields[0] in _CANONICAL else None,
+                strict=normalizer.strict,
             )
             for rule, value_of, fields in zip(normalizer.rules, normalizer.values, RULE_FIELDS, strict=True)
         ]
@@ -244,10 +258,16 @@ class ChunkNormalizer:
         parts = [code_fragments]
         bads = [code_bad]
         place_index = place_infos = None
+        warned: dict[int, list[Issue]] = {}
         for rule in self.rules:
-            fragments, bad, indices, keys = rule.run(columns, n)
+            fragments, bad, indices, keys, marks = rule.run(columns, n)
             parts.append(fragments)
             bads.append(bad)
+            if marks is not None:  # the rows sent with this rule's warnings, in rule order
+                where = pc.indices_nonzero(marks)
+                issues = rule.warned
+                for row, at in zip(where.to_pylist(), indices.take(where).to_pylist(), strict=True):
+                    warned.setdefault(row, []).extend(issues[keys[at]])
             if rule.keep and review:
                 info = rule.info
                 place_index, place_infos = indices, [info.get(key) for key in keys]
@@ -262,7 +282,9 @@ class ChunkNormalizer:
             for more in flagged[1:]:
                 any_bad = pc.or_(any_bad, more)
             bad_rows.update(pc.indices_nonzero(any_bad).to_pylist())
-        return Normalized(lines, sorted(bad_rows), codes, sent, place_index, place_infos)
+        for row in bad_rows.intersection(warned):
+            del warned[row]
+        return Normalized(lines, sorted(bad_rows), codes, sent, place_index, place_infos, warned)
 
     def _codes(self, columns: dict[str, Any], n: int) -> tuple[list[str | None], Any, Any]:
         """(code per row or None, its ``{"code":...`` fragment per row, bad flag per row or None)."""

@@ -351,12 +351,28 @@ class Run(Outcomes):
             return [], [], None, []
         lines = lines.filter(pa.array(keep, pa.bool_())) if len(rows) < n else lines
         codes_sent: list[str] = list(compress(sent, keep))  # type: ignore[arg-type]
+        if done.warned:  # clean rows sent with a rule's warnings: counted (and reported) as prepare would
+            self._warned(chunk, [(index, done.warned[index]) for index in rows if index in done.warned])
         repeats = self.seen_codes.add_many(codes_sent)
         if repeats:
             chunk.fetch([rows[k] for k in repeats])
             for k in repeats:
                 self._repeated(chunk.row(rows[k]), codes_sent[k])
         return rows, codes_sent, lines, repeats
+
+    def _warned(self, chunk: Chunk, rows: list[tuple[int, list[Issue]]]) -> None:
+        """Count the warnings of rows taken at once, and add them to the warning report, in row order."""
+        if not rows:
+            return
+        source = chunk.source
+        if self.warnings is not None:
+            chunk.fetch([index for index, _ in rows])
+        for index, issues in rows:
+            row = chunk.row(index) if self.warnings is not None else None
+            for issue in issues:
+                self.tally.warn(source, reason_key(issue.field, issue.message))
+                if row is not None and self.warnings is not None:
+                    self.warnings.add(row, stage="validate", field=issue.field, error=issue.message)
 
     def _dry_items(
         self, source: str, codes: list[str], bodies: list[bytes], counter: BatchCounter, *, new: bool

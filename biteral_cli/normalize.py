@@ -842,6 +842,11 @@ class Normalizer:
         return year if MIN_YEAR <= int(year) <= self._this_year else text
 
     @property
+    def strict(self) -> bool:
+        """Whether a value's problem rejects its row (--strict) instead of warning."""
+        return self._strict
+
+    @property
     def this_year(self) -> int:
         """The latest plausible birth year (the current year unless the options fix one)."""
         return self._this_year

@@ -79,16 +79,18 @@ class LocationReview:
             else:
                 entry[0] += 1
 
-    def record_counted(self, entries: Iterable[tuple[tuple[Any, dict[str, Any], dict[str, Any]] | None, int]]) -> None:
-        """Count rows without any problem by distinct places: ((key, fields, payload), rows) each."""
+    def record_counted(
+        self, entries: Iterable[tuple[tuple[Any, dict[str, Any], dict[str, Any], dict[str, str]] | None, int]]
+    ) -> None:
+        """Count rows by distinct places: ((key, fields, payload, problems by field), rows) each."""
         triples = self._triples
         for info, count in entries:
             if info is None:
                 continue
-            key, fields, payload = info
+            key, fields, payload, problems = info
             entry = triples.get(key)
             if entry is None:
-                triples[key] = [count, self._describe(fields, payload, {})]
+                triples[key] = [count, self._describe(fields, payload, problems)]
             else:
                 entry[0] += count
 
@@ -124,7 +126,18 @@ class LocationReview:
     def rows(self) -> list[ReviewRow]:
         """Every distinct value, problems first, then notes, then the rest; most rows first within each."""
         found = [ReviewRow(f, w, where, sent, problem, n) for (f, w, where, sent, problem), n in self._counts().items()]
-        found.sort(key=lambda r: (r.severity, -r.rows, _FIELDS.index(r.field), r.written.casefold()))
+        # Fully ordered by what a row shows, so the report never depends on which row came first.
+        found.sort(
+            key=lambda r: (
+                r.severity,
+                -r.rows,
+                _FIELDS.index(r.field),
+                r.written.casefold(),
+                r.written,
+                r.where,
+                r.sent,
+            )
+        )
         return found
 
     def __len__(self) -> int:

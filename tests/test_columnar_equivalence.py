@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from biteral_cli import columnar
 from biteral_cli.cli import app
+from biteral_cli.reader import _arrow
 
 _CODES = st.one_of(
     st.sampled_from(["C1", "C2", "C3", " C4 ", "'C5", "", "c-ñ", "Ç6", 'C"7', "C\\8", "C\t9", "\u00a0C10"]),
@@ -59,6 +60,8 @@ def _run(tmp: Path, export: Path, name: str, *extra: str) -> dict[str, object]:
             str(out / "warnings.csv"),
             "--summary-json",
             str(out / "summary.json"),
+            "--locations-report",
+            str(out / "locations.csv"),
             *extra,
         ],
     )
@@ -73,7 +76,8 @@ def _run(tmp: Path, export: Path, name: str, *extra: str) -> dict[str, object]:
 @given(
     rows=st.lists(_ROW, min_size=1, max_size=40),
     broken=st.booleans(),
-    extra=st.sampled_from([(), ("--hash-code", "sha256"), ("--shard", "2/3")]),
+    extra=st.sampled_from([(), ("--hash-code", "sha256"), ("--shard", "2/3"), ("--strict",)]),
+    block=st.sampled_from([1 << 20, 256]),
 )
 @pytest.mark.slow
 def test_columnar_dry_run_equals_the_row_by_row_path(
@@ -82,7 +86,9 @@ def test_columnar_dry_run_equals_the_row_by_row_path(
     rows: list[tuple[str, ...]],
     broken: bool,
     extra: tuple[str, ...],
+    block: int,
 ) -> None:
+    monkeypatch.setattr(_arrow, "BLOCK_BYTES", block)  # small blocks: many chunks, caches reused across them
     tmp = tmp_path_factory.mktemp("eq")
     export = tmp / "export.csv"
     with export.open("w", encoding="utf-8", newline="") as fh:
