@@ -75,17 +75,11 @@ class Normalized:
     """(review key, fields, payload, problems) of each distinct places combination, for the locations review."""
     warned: dict[int, list[Issue]] = field(default_factory=dict)
     """Clean rows sent with warnings: row index -> the warnings, in rule order (as ``prepare`` gives them)."""
-    _bodies: list[bytes | None] | None = None
 
-    @property
-    def bodies(self) -> list[bytes | None]:
-        """Per row, its payload line, or None for a row to prepare alone."""
-        if self._bodies is None:
-            bodies: list[bytes | None] = self.lines.to_pylist()
-            for index in self.bad:
-                bodies[index] = None
-            self._bodies = bodies
-        return self._bodies
+    @classmethod
+    def alone(cls, n: int) -> Normalized:
+        """A chunk of ``n`` rows none of which the columnar path built: every row prepared alone."""
+        return cls(pa.repeat(_EMPTY_SCALAR, n), list(range(n)), [None] * n, [None] * n)
 
 
 @dataclass(slots=True)

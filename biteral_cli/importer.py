@@ -225,19 +225,7 @@ class Run(Outcomes):
 
     def _dry_chunk(self, chunk: Chunk, one: Input, counter: BatchCounter, seq: Iterator[int]) -> None:
         """One chunk of a dry run: accepted rows written to --output and counted in batches at once."""
-        assert one.columnar is not None
-        done = one.columnar.run(chunk, review=self.review is not None)
-        if done is None:
-            for index in range(len(chunk)):
-                if self.stop.is_set():
-                    return
-                item = self._one(chunk, index, one, next(seq))
-                if item is not None:
-                    self._dry_items(item.ref.source, [item.code], [item.body], counter, new=False)
-            return
-        with self._row_ordered_warnings():
-            items, limit = self._settle(chunk, done, one, seq)
-            rows, codes, lines, repeats = self._accepted(chunk, done, items, limit)
+        _, rows, codes, lines, repeats = self._take(chunk, one, seq)
         if not rows:
             return
         if self.output is not None:
@@ -250,6 +238,19 @@ class Run(Outcomes):
             counter.add_new(codes, lengths)
         self.tally.add(chunk.source, "accepted", n=len(rows))
         self._advance(len(rows))
+
+    def _take(
+        self, chunk: Chunk, one: Input, seq: Iterator[int]
+    ) -> tuple[dict[int, Item], list[int], list[str], Any, list[int]]:
+        """Normalize a chunk (columnar where it can), settle its flagged rows one by one, take the
+        rest at once: (row -> item of the rows prepared alone, the indices of the rows that go on,
+        their codes, their payload lines as an arrow array, positions of repeated codes)."""
+        assert one.columnar is not None
+        done = one.columnar.run(chunk, review=self.review is not None) or Normalized.alone(len(chunk))
+        with self._row_ordered_warnings():
+            built, limit = self._settle(chunk, done, one, seq)
+            rows, codes, lines, repeats = self._accepted(chunk, done, built, limit)
+        return built, rows, codes, lines, repeats
 
     @contextlib.contextmanager
     def _row_ordered_warnings(self) -> Iterator[None]:
@@ -282,7 +283,7 @@ class Run(Outcomes):
                 if self.stop.is_set():  # the 100th row may trip a --max-errors percentage
                     return items, counted
             if index < n:
-                item = self._one(chunk, index, one, next(seq), repeats=False)
+                item = self._one(chunk, index, one, next(seq))
                 if item is not None:
                     items[index] = item
             start = index + 1
@@ -374,39 +375,11 @@ class Run(Outcomes):
                 if row is not None and self.warnings is not None:
                     self.warnings.add(row, stage="validate", field=issue.field, error=issue.message)
 
-    def _dry_items(
-        self, source: str, codes: list[str], bodies: list[bytes], counter: BatchCounter, *, new: bool
-    ) -> None:
-        """Accept items of a dry run: written to --output, counted, placed in batches."""
-        if not bodies:
-            return
-        if self.output is not None:
-            self.output.write(b"\n".join(bodies) + b"\n")
-        if new:
-            counter.add_new(codes, [len(body) for body in bodies])
-        else:
-            for code, body in zip(codes, bodies, strict=True):
-                counter.add(code, len(body))
-        self.tally.add(source, "accepted", n=len(bodies))
-        self._advance(len(bodies))
-
     def _chunk(self, chunk: Chunk, one: Input, seq: Iterator[int]) -> Iterator[Item]:
         """The items of one chunk, in row order: clean rows from their column-built lines, the rest
         row by row. Every row the chunk counted is yielded even after a stop (the sender reports
         what it no longer sends as not sent), so the counts add up."""
-        assert one.columnar is not None
-        done = one.columnar.run(chunk, review=self.review is not None)
-        if done is None:
-            for index in range(len(chunk)):
-                if self.stop.is_set():
-                    return
-                item = self._one(chunk, index, one, next(seq))
-                if item is not None:
-                    yield item
-            return
-        with self._row_ordered_warnings():
-            built, limit = self._settle(chunk, done, one, seq)
-            rows, codes, lines, _ = self._accepted(chunk, done, built, limit)
+        built, rows, codes, lines, _ = self._take(chunk, one, seq)
         if not rows:
             return
         bodies: list[bytes] = lines.to_pylist()
@@ -447,24 +420,8 @@ class Run(Outcomes):
         """The items of one chunk the state says to send: clean rows compared in bulk, without an
         item each, the others as built row by row; the rest counted skipped at once."""
         assert self.changes is not None
-        assert one.columnar is not None
-        done = one.columnar.run(chunk, review=self.review is not None)
-        if done is None:
-            built = {}
-            for index in range(len(chunk)):
-                if self.stop.is_set():
-                    break
-                item = self._one(chunk, index, one, next(seq))
-                if item is not None:
-                    built[index] = item
-            rows = list(built)
-            codes = [built[i].code for i in rows]
-            bodies = [built[i].body for i in rows]
-        else:
-            with self._row_ordered_warnings():
-                built, limit = self._settle(chunk, done, one, seq)
-                rows, codes, lines, _ = self._accepted(chunk, done, built, limit)
-            bodies = [] if not rows else lines.to_pylist()
+        built, rows, codes, lines, _ = self._take(chunk, one, seq)
+        bodies: list[bytes] = [] if not rows else lines.to_pylist()
         fps = fingerprints(bodies)
         send = self.changes.sort(codes, fps)
         if repeated := self.repeated:
@@ -491,9 +448,9 @@ class Run(Outcomes):
         if self.warnings is not None:
             self.warnings.add(row, stage="validate", field="code", error=message)
 
-    def _one(self, chunk: Chunk, index: int, one: Input, seq: int, *, repeats: bool = True) -> Item | None:
+    def _one(self, chunk: Chunk, index: int, one: Input, seq: int) -> Item | None:
         """Row ``index`` read, normalized and accounted for alone: its item to send, or None (a
-        rejected, skipped or resumed row); ``repeats`` False leaves the repeated-code check to the caller."""
+        rejected, skipped or resumed row); repeated codes are checked with the chunk (``_accepted``)."""
         row = chunk.row(index)
         self.count_processed()
         if self.checkpoint is not None and self.checkpoint.is_done(row.source, row.row):
@@ -518,8 +475,6 @@ class Run(Outcomes):
             self.reject(row, prepared.stage, field, message, reason=reason_key(errors[0].field, errors[0].message))
             return None
         code = self.final_code(prepared)
-        if repeats and not self.seen_codes.add(code):
-            self._repeated(row, code)
         body = _encode(prepared.payload)
         # The fingerprint only matters to the sync state; hashing a million bodies for nothing costs.
         fp = fingerprint(body) if self.state is not None else ""
